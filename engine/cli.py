@@ -1,0 +1,226 @@
+"""The `crm` command line: packs, database schema, records and users.
+
+Every record command prints JSON. A caller's mistake (bad field value, unknown entity, stale
+version, broken pack) prints a clear message to stderr and exits 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.config import ConfigError, load_config
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 1
+
+
+# -- pack -----------------------------------------------------------------------------------------
+
+def cmd_pack_validate(args: argparse.Namespace) -> int:
+    from engine.metadata import validate
+    from engine.metadata.packs import read_pack, resolve_pack_dirs
+
+    config = load_config()
+    folders = [Path(d) for d in args.dirs]
+    for folder in folders:
+        if not (folder / "pack.yaml").is_file():
+            return _fail(f"{folder}: not a pack folder (no pack.yaml)")
+    # Dependencies not given on the command line are found the way active packs are.
+    names = set()
+    pending = list(folders)
+    while pending:
+        pack, _ = read_pack(pending.pop())
+        if pack is None:
+            continue
+        names.add(pack.name)
+        for dep in pack.depends:
+            if dep not in names and not any(f.name == dep for f in folders):
+                found, _missing = resolve_pack_dirs([dep], list(config.pack_search))
+                for f in found:
+                    if f not in folders:
+                        folders.append(f)
+                        pending.append(f)
+    errors = validate(folders)
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"{len(errors)} error(s)", file=sys.stderr)
+        return 1
+    from engine.metadata import load_registry
+
+    registry = load_registry(folders)
+    print(f"OK: {len(registry.packs)} pack(s), {len(registry.entities)} entities, "
+          f"{sum(len(e.user_fields) for e in registry.entities.values())} fields, "
+          f"{len(registry.picklists)} pick-lists, {len(registry.roles)} roles")
+    return 0
+
+
+def cmd_pack_list(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+
+    runtime = open_runtime()
+    for pack in runtime.registry.packs:
+        print(f"{pack.name}\t{pack.version}\t{pack.label.get('en', '')} / {pack.label.get('zh', '')}\t{pack.path}")
+    return 0
+
+
+# -- db -------------------------------------------------------------------------------------------
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+    from engine.runtime import migrate
+
+    runtime = open_runtime()
+    plan = runtime.migration_plan()
+    for kept in plan.kept:
+        print(f"kept (no longer in the metadata, data preserved): {kept}", file=sys.stderr)
+    if plan.empty:
+        print("The database is up to date.")
+        return 0
+    if args.plan:
+        print(migrate.ddl(runtime.engine, plan))
+        return 0
+    migrate.apply(runtime.engine, plan)
+    for line in plan.describe():
+        print(line)
+    print(f"Applied {len(plan.operations)} change(s).")
+    return 0
+
+
+# -- records --------------------------------------------------------------------------------------
+
+def _data(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SystemExit(_fail(f"--data is not valid JSON: {exc}")) from None
+    if not isinstance(data, dict):
+        raise SystemExit(_fail("--data must be a JSON object"))
+    return data
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+    from engine.runtime.query import ListQuery
+
+    runtime = open_runtime()
+    service = runtime.records()
+    entity = args.entity
+    if args.action == "create":
+        record = service.create(entity, _data(args.data))
+    elif args.action == "get":
+        record = service.get(entity, args.id, include_deleted=True)
+    elif args.action == "update":
+        record = service.update(entity, args.id, _data(args.data), args.version)
+    elif args.action == "delete":
+        record = service.delete(entity, args.id)
+    elif args.action == "restore":
+        record = service.restore(entity, args.id)
+    elif args.action == "purge":
+        service.purge(entity, args.id)
+        _print_json({"purged": int(args.id)})
+        return 0
+    elif args.action == "list":
+        page = service.query(entity, ListQuery(filters=args.filter or (), sort=args.sort or (), limit=args.limit,
+                                               search=args.search, cursor=args.cursor, trash=args.trash))
+        _print_json({
+            "rows": [service.to_json(entity, r) for r in page.rows],
+            "total": page.total, "total_exact": page.total_exact, "next_cursor": page.next_cursor,
+        })
+        return 0
+    else:  # pragma: no cover - argparse restricts choices
+        return _fail(f"unknown action {args.action}")
+    _print_json(service.to_json(entity, record))
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+    from engine.runtime.users import create_user
+
+    runtime = open_runtime()
+    user = create_user(runtime, args.username, args.password, display_name=args.name, roles=tuple(args.role or ()),
+                       is_admin=args.admin, email=args.email)
+    _print_json({"id": user.id, "username": user.username, "roles": list(user.roles), "admin": user.is_admin})
+    return 0
+
+
+# -- wiring ---------------------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="crm", description="Metadata-driven CRM framework")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    pack = sub.add_parser("pack", help="validate and list packs").add_subparsers(dest="pack_command", required=True)
+    p = pack.add_parser("validate", help="check pack folders: schemas and cross-references")
+    p.add_argument("dirs", nargs="+")
+    p.set_defaults(func=cmd_pack_validate)
+    p = pack.add_parser("list", help="the active packs")
+    p.set_defaults(func=cmd_pack_list)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("migrate", help="bring the database to the metadata (additive only)")
+    p.add_argument("--plan", action="store_true", help="print the DDL and apply nothing")
+    p.set_defaults(func=cmd_db_migrate)
+
+    record = sub.add_parser("record", help="create, read, change and list records")
+    actions = record.add_subparsers(dest="action", required=True)
+    for name in ("create", "get", "update", "delete", "restore", "purge", "list"):
+        p = actions.add_parser(name)
+        p.add_argument("entity")
+        if name != "create" and name != "list":
+            p.add_argument("id")
+        if name in ("create", "update"):
+            p.add_argument("--data", required=True, help="the field values as a JSON object")
+        if name == "update":
+            p.add_argument("--version", type=int, required=True, help="the version you read (optimistic lock)")
+        if name == "list":
+            p.add_argument("--filter", action="append", help='"FIELD OP VALUE", repeatable')
+            p.add_argument("--sort", action="append", help="FIELD or -FIELD, repeatable")
+            p.add_argument("--limit", type=int, default=50)
+            p.add_argument("--search")
+            p.add_argument("--cursor", help="continue after a previous page (its next_cursor)")
+            p.add_argument("--trash", action="store_true", help="list the recycle bin")
+        p.set_defaults(func=cmd_record)
+
+    user = sub.add_parser("user", help="login users").add_subparsers(dest="user_command", required=True)
+    p = user.add_parser("create", help="create a login user")
+    p.add_argument("username")
+    p.add_argument("--password", required=True)
+    p.add_argument("--name", help="display name")
+    p.add_argument("--email")
+    p.add_argument("--role", action="append", help="role key, repeatable")
+    p.add_argument("--admin", action="store_true")
+    p.set_defaults(func=cmd_user_create)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from engine.metadata import MetadataError
+    from engine.runtime.errors import RecordError
+
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MetadataError as exc:
+        return _fail(str(exc))
+    except ConfigError as exc:
+        return _fail(f"configuration: {exc}")
+    except RecordError as exc:
+        print(json.dumps(exc.as_dict(), ensure_ascii=False, indent=2), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

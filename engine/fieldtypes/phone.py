@@ -1,0 +1,13 @@
+"""phone: a telephone number: digits with optional +, spaces, dashes, dots, brackets, extension."""
+
+import re
+
+from engine.fieldtypes.textual import TextLike
+
+
+class PhoneType(TextLike):
+    name = "phone"
+    widget = "tel"
+    default_max_length = 40
+    pattern = re.compile(r"\+?[0-9][0-9 ()\-.]{3,30}([ ]?(ext|x|转)[ ]?[0-9]{1,6})?", re.IGNORECASE)
+    pattern_error = "not_a_phone"

@@ -1,0 +1,38 @@
+"""The public plugin API for hook writers (see docs/plugins.md).
+
+    from engine.plugins import hook, HookContext
+
+    @hook("customer", "before_save")
+    def fill_mnemonic(ctx: HookContext) -> None:
+        ctx.record["mnemonic"] = initials(ctx.record.get("name"))
+
+Events: before_validate, after_validate, before_save, after_save, before_delete, after_delete,
+before_stage_change, after_stage_change. Entity "*" means every entity. `ctx.reject(message,
+field=None)` refuses the change with a message ({"en": ..., "zh": ...} or a plain string).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.runtime.hooks import EVENTS, HookContext
+
+__all__ = ["EVENTS", "HookContext", "hook"]
+
+HookFunction = Callable[[HookContext], Any]
+
+
+def hook(entity: str, *events: str) -> Callable[[HookFunction], HookFunction]:
+    """Mark a function as a hook for `entity` on `events`; the pack loader registers it."""
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown or not events:
+        raise ValueError(f"unknown hook event(s) {unknown or events}; use {', '.join(EVENTS)}")
+
+    def mark(fn: HookFunction) -> HookFunction:
+        marks = list(getattr(fn, "__crm_hooks__", []))
+        marks += [(entity, e) for e in events]
+        fn.__crm_hooks__ = marks  # type: ignore[attr-defined]
+        return fn
+
+    return mark

@@ -1,0 +1,110 @@
+"""Hooks: plugin functions run around validation, saving, deletion and stage changes.
+
+Hooks come from each active pack's hooks.py (functions marked with engine.plugins.hook) and
+from installed distributions' `crm.plugins` entry points (a module to scan, or a callable that
+receives the HookRegistry). They run inside the record's transaction: a hook that raises, or
+calls ctx.reject(), rolls the whole change back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from engine.i18n import Message
+from engine.metadata.registry import Entity, PackInfo
+from engine.runtime.actor import Actor
+from engine.runtime.errors import Rejected
+
+if TYPE_CHECKING:
+    from engine.runtime.service import RecordService
+
+EVENTS = (
+    "before_validate", "after_validate", "before_save", "after_save",
+    "before_delete", "after_delete", "before_stage_change", "after_stage_change",
+)
+
+
+@dataclass
+class HookContext:
+    """What a hook sees. In before_* hooks, changes to `record` are saved."""
+
+    entity: Entity
+    event: str
+    record: dict[str, Any]  # the values being saved (before_*) or as saved (after_*)
+    old: dict[str, Any] | None  # the stored values before this change; None on create
+    actor: Actor
+    records: RecordService  # the record service, bound to the same transaction
+    stage_field: str | None = None
+    is_new: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def changed(self, name: str) -> bool:
+        """True when this change sets `name` to a different value."""
+        return name in self.record and (self.old is None or self.old.get(name) != self.record.get(name))
+
+    def reject(self, message: str | dict[str, str], field: str = "") -> None:
+        raise Rejected({field: [Message("rejected", {"message": message})]})
+
+    def message(self, key: str, **params: Any) -> dict[str, str]:
+        """A message from the packs' locale files, in every language (for reject)."""
+        registry = self.records.runtime.registry
+        return {lang: registry.message(key, lang, **params) for lang in ("en", "zh")}
+
+
+Hook = Callable[[HookContext], Any]
+
+
+class HookRegistry:
+    def __init__(self) -> None:
+        self._hooks: dict[tuple[str, str], list[Hook]] = defaultdict(list)
+
+    def add(self, entity: str, event: str, fn: Hook) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown hook event {event!r}")
+        self._hooks[(entity, event)].append(fn)
+
+    def add_module(self, module: ModuleType) -> None:
+        for value in vars(module).values():
+            for entity, event in getattr(value, "__crm_hooks__", ()):
+                self.add(entity, event, value)
+
+    def for_event(self, entity: str, event: str) -> list[Hook]:
+        return self._hooks.get((entity, event), []) + self._hooks.get(("*", event), [])
+
+    def run(self, event: str, ctx: HookContext) -> None:
+        for fn in self.for_event(ctx.entity.key, event):
+            ctx.event = event
+            fn(ctx)
+
+    @classmethod
+    def load(cls, packs: Iterable[PackInfo], use_entry_points: bool = True) -> HookRegistry:
+        hooks = cls()
+        for pack in packs:
+            if pack.hooks:
+                hooks.add_module(_import_file(f"crm_pack_hooks.{pack.name}", pack.hooks))
+        if use_entry_points:
+            for ep in entry_points(group="crm.plugins"):
+                loaded = ep.load()
+                if isinstance(loaded, ModuleType):
+                    hooks.add_module(loaded)
+                else:
+                    loaded(hooks)
+        return hooks
+
+
+def _import_file(name: str, path: str) -> ModuleType:
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == path:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

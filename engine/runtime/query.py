@@ -1,0 +1,210 @@
+"""Query building: validated filters, sorts (own fields or a referenced record's title), search,
+offset and keyset pagination, capped counts, with referenced titles joined in the same statement.
+
+Nothing here is built from user text: every field name and operator is checked against the
+registry before it becomes a column or an operator, and every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from engine.fieldtypes.base import FieldValueError, ValueContext, escape_like
+from engine.i18n import Message
+from engine.metadata.filters import FilterSpec, FilterSyntaxError, parse_filter
+from engine.metadata.registry import Entity, Field, UnknownName
+from engine.runtime.errors import BadQuery
+
+if TYPE_CHECKING:
+    from engine.runtime.service import Runtime
+
+COUNT_LIMIT = 10_000  # above this, totals are reported as "more than 10,000"
+MAX_PAGE = 500
+
+
+@dataclass
+class ListQuery:
+    filters: Sequence[str | FilterSpec] = ()
+    search: str | None = None
+    sort: Sequence[str] = ()  # "-field" descending; default: the list layout's sort
+    limit: int = 50
+    offset: int = 0
+    cursor: str | None = None  # keyset: continue after the row this cursor names
+    trash: bool = False  # the recycle bin instead of live records
+    count: bool = True
+    titles: Sequence[str] | None = None  # reference/user fields whose titles to join (None: all)
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    total: int | None
+    total_exact: bool
+    next_cursor: str | None
+    sort: tuple[str, ...] = ()
+    statements: int = field(default=0, compare=False)
+
+
+def bad_filter(text: str, reason: str) -> BadQuery:
+    return BadQuery(Message("bad_filter", {"filter": text, "reason": reason}))
+
+
+class QueryBuilder:
+    def __init__(self, runtime: Runtime, entity: Entity, ctx: ValueContext) -> None:
+        self.runtime = runtime
+        self.entity = entity
+        self.table = runtime.table(entity.key)
+        self.ctx = ctx
+        self._aliases: dict[str, Any] = {}
+
+    # -- fields -------------------------------------------------------------------------------
+    def field(self, name: str, text: str = "") -> Field:
+        try:
+            return self.entity.field(name)
+        except UnknownName:
+            raise bad_filter(text or name, f"{self.entity.key} has no field '{name}'") from None
+
+    def title_alias(self, f: Field) -> Any:
+        """An aliased target table joined for `f`'s title (reference -> title, user -> name)."""
+        if f.name not in self._aliases:
+            if f.type == "user":
+                self._aliases[f.name] = self.runtime.table("crm_user").alias(f"t_{f.name}")
+            else:
+                assert f.target is not None
+                self._aliases[f.name] = self.runtime.table(f.target).alias(f"t_{f.name}")
+        return self._aliases[f.name]
+
+    def title_column(self, f: Field) -> sa.ColumnElement[Any]:
+        alias = self.title_alias(f)
+        if f.type == "user":
+            return alias.c.display_name
+        assert f.target is not None
+        return alias.c[self.runtime.registry.entity(f.target).title]
+
+    def has_title(self, f: Field) -> bool:
+        return f.type in ("reference", "user") or f.name in ("owner", "created_by", "updated_by")
+
+    # -- filters ------------------------------------------------------------------------------
+    def filter_clause(self, item: str | FilterSpec) -> sa.ColumnElement[bool]:
+        text = str(item)
+        try:
+            spec = item if isinstance(item, FilterSpec) else parse_filter(item)
+        except FilterSyntaxError as exc:
+            raise bad_filter(text, str(exc)) from None
+        f = self.field(spec.field, text)
+        if spec.op not in f.kind.operators:
+            raise bad_filter(text, f"'{spec.op}' does not apply to this field (use {', '.join(f.kind.operators)})")
+        try:
+            values = [f.kind.filter_value(f, v, self.ctx) for v in spec.values]
+        except FieldValueError as exc:
+            raise bad_filter(text, exc.message.text("en")) from None
+        values = [f.kind.to_db(v) if f.type != "multi_choice" else v for v in values]
+        return f.kind.filter_clause(self.table.c[f.name], spec.op, values)
+
+    def search_clause(self, text: str) -> sa.ColumnElement[bool] | None:
+        terms = [t for t in text.split() if t][:5]
+        if not terms:
+            return None
+        columns = [self.table.c[name] for name in self.entity.search
+                   if "contains" in self.entity.field(name).kind.operators]
+        if not columns:
+            return None
+        return sa.and_(*[
+            sa.or_(*[c.ilike("%" + escape_like(t) + "%", escape="\\") for c in columns]) for t in terms
+        ])
+
+    # -- sorting ------------------------------------------------------------------------------
+    def sort_keys(self, sort: Sequence[str]) -> list[tuple[str, sa.ColumnElement[Any], bool]]:
+        """(name, expression, descending) for each sort key, with id appended as the tie-breaker."""
+        keys: list[tuple[str, sa.ColumnElement[Any], bool]] = []
+        for key in sort:
+            desc = key.startswith("-")
+            name = key.lstrip("-")
+            if name == "id":
+                break
+            try:
+                f = self.entity.field(name)
+            except UnknownName:
+                raise BadQuery(Message("bad_sort", {"field": name})) from None
+            if not f.kind.sortable:
+                raise BadQuery(Message("bad_sort", {"field": name}))
+            expr = self.title_column(f) if self.has_title(f) else self.table.c[name]
+            keys.append((name, expr, desc))
+        id_desc = any(k.lstrip("-") == "id" and k.startswith("-") for k in sort) if sort else False
+        keys.append(("id", self.table.c.id, id_desc))
+        return keys
+
+    @staticmethod
+    def order_by(keys: list[tuple[str, sa.ColumnElement[Any], bool]]) -> list[Any]:
+        # NULLs last in both directions, on every database, so keyset conditions stay simple.
+        return [(e.desc() if d else e.asc()).nulls_last() for _, e, d in keys]
+
+    @staticmethod
+    def after(keys: list[tuple[str, sa.ColumnElement[Any], bool]], values: list[Any]) -> sa.ColumnElement[bool]:
+        """Rows strictly after `values` in the order `keys` define (NULLs sort last)."""
+        ors = []
+        for i, (_, expr, desc) in enumerate(keys):
+            eqs = [e.is_(None) if v is None else e == v for (_, e, _), v in zip(keys[:i], values[:i], strict=True)]
+            value = values[i]
+            if value is None:
+                continue  # nothing sorts after NULL within this key
+            beyond = (expr < value) if desc else (expr > value)
+            if i < len(keys) - 1:
+                beyond = sa.or_(beyond, expr.is_(None))
+            ors.append(sa.and_(*eqs, beyond))
+        return sa.or_(*ors) if ors else sa.false()
+
+    # -- cursors ------------------------------------------------------------------------------
+    @staticmethod
+    def encode_cursor(values: list[Any]) -> str:
+        def plain(v: Any) -> Any:
+            if isinstance(v, Decimal | date | datetime):
+                return {"t": type(v).__name__, "v": str(v) if isinstance(v, Decimal) else v.isoformat()}
+            return v
+
+        raw = json.dumps([plain(v) for v in values], ensure_ascii=False, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @staticmethod
+    def decode_cursor(cursor: str, count: int) -> list[Any]:
+        def typed(v: Any) -> Any:
+            if isinstance(v, dict):
+                kind, text = v.get("t"), str(v.get("v"))
+                if kind == "Decimal":
+                    return Decimal(text)
+                if kind == "date":
+                    return date.fromisoformat(text)
+                if kind == "datetime":
+                    return datetime.fromisoformat(text)
+                raise ValueError(kind)
+            if v is not None and not isinstance(v, str | int | float | bool):
+                raise ValueError(v)
+            return v
+
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            values = [typed(v) for v in json.loads(raw)]
+        except (ValueError, TypeError, UnicodeDecodeError):
+            raise BadQuery(Message("bad_cursor")) from None
+        if len(values) != count:
+            raise BadQuery(Message("bad_cursor"))
+        return values
+
+    # -- the statement ------------------------------------------------------------------------
+    def title_fields(self, titles: Sequence[str] | None) -> list[Field]:
+        return [f for f in self.entity.fields.values() if self.has_title(f) and (titles is None or f.name in titles)]
+
+    def from_clause(self) -> Any:
+        """The entity table with every alias registered so far outer-joined (call last)."""
+        joined: Any = self.table
+        for name, alias in self._aliases.items():
+            joined = joined.outerjoin(alias, alias.c.id == self.table.c[name])
+        return joined

@@ -1,0 +1,671 @@
+"""The runtime and its record service: the only code path that writes records.
+
+Every write runs in one transaction: coerce -> defaults -> hooks -> validate -> derive
+(autonumber, computed) -> save -> history -> rollups of parents -> after-hooks. Any error rolls
+all of it back, hooks' own writes included.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from engine.fieldtypes.autonumber import render
+from engine.fieldtypes.base import FieldValueError, ValueContext
+from engine.i18n import Message
+from engine.metadata.filters import parse_filter
+from engine.metadata.registry import Entity, Field, Registry, UnknownName
+from engine.runtime import migrate
+from engine.runtime.access import Access
+from engine.runtime.actor import SYSTEM, Actor
+from engine.runtime.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from engine.runtime.hooks import HookContext, HookRegistry
+from engine.runtime.query import COUNT_LIMIT, MAX_PAGE, ListQuery, Page, QueryBuilder
+from engine.runtime.tables import build_metadata
+
+Errors = dict[str, list[Message]]
+
+
+class Runtime:
+    """One registry wired to one database: tables, hooks, access rules and the clock."""
+
+    def __init__(self, registry: Registry, engine: Engine, *, timezone: str = "Asia/Shanghai",
+                 files_dir: str = "files", hooks: HookRegistry | None = None) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.timezone = timezone
+        self.files_dir = files_dir
+        self.metadata = build_metadata(registry)
+        self.hooks = hooks if hooks is not None else HookRegistry.load(registry.packs)
+        self.access = Access(registry)
+        # child entity -> rollup fields (in parents) that aggregate it
+        self.rollups: dict[str, list[Field]] = defaultdict(list)
+        for entity in registry.entities.values():
+            for f in entity.fields_of_type("rollup"):
+                self.rollups[f.options["entity"]].append(f)
+
+    def table(self, name: str) -> sa.Table:
+        return self.metadata.tables[name]
+
+    def now(self) -> datetime:
+        return datetime.now(ZoneInfo(self.timezone)).replace(tzinfo=None, microsecond=0)
+
+    def records(self, actor: Actor = SYSTEM, conn: Connection | None = None) -> RecordService:
+        return RecordService(self, actor, conn)
+
+    def migration_plan(self) -> migrate.MigrationPlan:
+        return migrate.plan(self.engine, self.metadata)
+
+    def migrate(self) -> migrate.MigrationPlan:
+        plan = self.migration_plan()
+        migrate.apply(self.engine, plan)
+        return plan
+
+
+class RecordService:
+    """Create, read, update, delete, restore, purge and query records of any entity, as `actor`."""
+
+    def __init__(self, runtime: Runtime, actor: Actor, conn: Connection | None = None) -> None:
+        self.runtime = runtime
+        self.registry = runtime.registry
+        self.actor = actor
+        self.conn = conn
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """The caller's transaction if one is open, else a new one committed at the end."""
+        if self.conn is not None:
+            yield self.conn
+            return
+        with self.runtime.engine.begin() as conn:
+            self.conn = conn
+            try:
+                yield conn
+            finally:
+                self.conn = None
+
+    def entity(self, key: str) -> Entity:
+        try:
+            return self.registry.entity(key)
+        except UnknownName:
+            raise NotFound(Message("unknown_entity", {"entity": key})) from None
+
+    def value_context(self) -> ValueContext:
+        return ValueContext(user_id=self.actor.user_id, now=self.runtime.now(), timezone=self.runtime.timezone)
+
+    def _hook_service(self, conn: Connection) -> RecordService:
+        trusted = Actor(self.actor.user_id, self.actor.username, self.actor.roles, True, self.actor.language)
+        return RecordService(self.runtime, trusted, conn)
+
+    def _not_found(self, entity: Entity, record_id: Any) -> NotFound:
+        return NotFound(Message("not_found", {"entity": entity.label.get("en", entity.key), "id": record_id}))
+
+    def _check(self, entity: Entity, action: str, record: dict[str, Any] | None) -> None:
+        if not self.runtime.access.allows(self.actor, entity, action, record):
+            if record is not None and not self.runtime.access.allows(self.actor, entity, "read", record):
+                raise self._not_found(entity, record.get("id"))  # do not reveal that it exists
+            raise Forbidden(Message("rejected", {"message": {
+                "en": f"You may not {action} this {entity.label['en']}.",
+                "zh": f"您无权对此{entity.label['zh']}执行该操作。"}}))
+
+    # -- reading --------------------------------------------------------------------------------
+    def _decode(self, entity: Entity, row: Mapping[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        titles: dict[str, Any] = {}
+        for key, value in row.items():
+            if key.endswith("__title"):
+                titles[key[:-7]] = value
+            elif key in entity.fields:
+                f = entity.fields[key]
+                record[key] = f.kind.from_db(value) if not f.system else value
+        if titles:
+            record["_titles"] = titles
+        return record
+
+    def _fetch(self, conn: Connection, entity: Entity, record_id: int, lock: bool = False) -> dict[str, Any] | None:
+        table = self.runtime.table(entity.key)
+        stmt = sa.select(table).where(table.c.id == record_id)
+        if lock and conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        return self._decode(entity, row) if row else None
+
+    def get(self, entity_key: str, record_id: Any, *, include_deleted: bool = False) -> dict[str, Any]:
+        """One record with referenced titles; NotFound when missing, deleted or not visible."""
+        entity = self.entity(entity_key)
+        record_id = self._id(entity, record_id)
+        qb = QueryBuilder(self.runtime, entity, self.value_context())
+        table = qb.table
+        columns = list(table.c) + [qb.title_column(f).label(f"{f.name}__title") for f in qb.title_fields(None)]
+        where = [table.c.id == record_id]
+        if not include_deleted:
+            where.append(table.c.deleted_at.is_(None))
+        scope = self.runtime.access.clause(self.actor, entity, table)
+        if scope is not None:
+            where.append(scope)
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(*columns).select_from(qb.from_clause()).where(*where)).mappings().first()
+        if row is None:
+            raise self._not_found(entity, record_id)
+        return self._decode(entity, row)
+
+    def _id(self, entity: Entity, record_id: Any) -> int:
+        try:
+            value = int(str(record_id))
+        except ValueError:
+            raise self._not_found(entity, record_id) from None
+        if value <= 0 or value >= 2**63:
+            raise self._not_found(entity, record_id)
+        return value
+
+    def query(self, entity_key: str, q: ListQuery | None = None) -> Page:
+        """A page of records: filters, search, sort, offset or keyset, scope applied in SQL."""
+        q = q or ListQuery()
+        entity = self.entity(entity_key)
+        qb = QueryBuilder(self.runtime, entity, self.value_context())
+        table = qb.table
+        where: list[Any] = [table.c.deleted_at.is_not(None) if q.trash else table.c.deleted_at.is_(None)]
+        scope = self.runtime.access.clause(self.actor, entity, table)
+        if scope is not None:
+            where.append(scope)
+        where += [qb.filter_clause(f) for f in q.filters]
+        if q.search and (clause := qb.search_clause(q.search)) is not None:
+            where.append(clause)
+        sort = tuple(q.sort) or entity.list.sort
+        keys = qb.sort_keys(sort)
+        limit = max(1, min(int(q.limit), MAX_PAGE))
+        titles = qb.title_fields(q.titles)
+        columns = list(table.c) + [qb.title_column(f).label(f"{f.name}__title") for f in titles]
+        columns += [expr.label(f"_k{i}") for i, (_, expr, _) in enumerate(keys)]
+        page_where = list(where)
+        if q.cursor:
+            page_where.append(qb.after(keys, qb.decode_cursor(q.cursor, len(keys))))
+        stmt = (sa.select(*columns).select_from(qb.from_clause()).where(*page_where)
+                .order_by(*qb.order_by(keys)).limit(limit + 1))
+        if q.offset and not q.cursor:
+            stmt = stmt.offset(max(0, int(q.offset)))
+        with self.transaction() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            total, exact = None, False
+            if q.count:
+                counted = sa.select(table.c.id).select_from(qb.from_clause()).where(*where).limit(COUNT_LIMIT + 1).subquery()
+                total = conn.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
+                exact = total <= COUNT_LIMIT
+                total = min(total, COUNT_LIMIT)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = qb.encode_cursor([rows[-1][f"_k{i}"] for i in range(len(keys))]) if more and rows else None
+        decoded = [self._decode(entity, {k: v for k, v in r.items() if not k.startswith("_k")}) for r in rows]
+        return Page(decoded, total, exact, cursor, tuple(sort))
+
+    def history(self, entity_key: str, record_id: Any) -> list[dict[str, Any]]:
+        entity = self.entity(entity_key)
+        self.get(entity_key, record_id, include_deleted=True)  # visibility check
+        history, users = self.runtime.table("crm_history"), self.runtime.table("crm_user")
+        stmt = (sa.select(history, users.c.display_name.label("user_name"))
+                .select_from(history.outerjoin(users, users.c.id == history.c.user_id))
+                .where(history.c.entity == entity.key, history.c.record_id == int(record_id))
+                .order_by(history.c.id.desc()))
+        with self.transaction() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    # -- values ---------------------------------------------------------------------------------
+    def _coerce(self, entity: Entity, data: Mapping[str, Any], errors: Errors, creating: bool) -> dict[str, Any]:
+        ctx = self.value_context()
+        values: dict[str, Any] = {}
+        for name, raw in data.items():
+            if name.startswith("_"):
+                continue  # decorations such as _titles from a previous read
+            if name not in entity.fields:
+                errors.setdefault(name, []).append(Message("unknown_field", {"entity": entity.key, "value": name}))
+                continue
+            f = entity.fields[name]
+            settable = name == "owner" or (not f.system and not f.kind.derived and (not f.read_only or self.actor.is_system))
+            if not settable:
+                errors.setdefault(name, []).append(Message("read_only"))
+                continue
+            if raw is None or raw == "" or raw == []:
+                values[name] = None
+                continue
+            try:
+                values[name] = f.kind.coerce(f, raw, ctx)
+            except FieldValueError as exc:
+                errors.setdefault(name, []).append(exc.message)
+        return values
+
+    def _defaults(self, entity: Entity, values: dict[str, Any], errors: Errors) -> None:
+        ctx = self.value_context()
+        for f in entity.user_fields:
+            if f.name in values or f.default is None or f.kind.derived:
+                continue
+            default = f.default
+            if default == "$me":
+                values[f.name] = self.actor.user_id
+            elif default == "$today":
+                values[f.name] = ctx.today()
+            elif default == "$now":
+                values[f.name] = ctx.current_time()
+            else:
+                try:
+                    values[f.name] = f.kind.coerce(f, default, ctx)
+                except FieldValueError as exc:
+                    errors.setdefault(f.name, []).append(exc.message)
+
+    def _empty(self, entity: Entity, name: str, value: Any) -> bool:
+        return entity.fields[name].kind.is_empty(value) if name in entity.fields else value is None
+
+    def _validate(self, conn: Connection, entity: Entity, record: dict[str, Any], old: dict[str, Any] | None,
+                  changed: set[str], errors: Errors) -> None:
+        for f in entity.user_fields:
+            if f.required and not f.kind.derived and f.name not in errors and self._empty(entity, f.name, record.get(f.name)):
+                errors.setdefault(f.name, []).append(Message("required"))
+        for f in entity.fields_of_type("stage"):
+            if f.name in changed:
+                old_value = old.get(f.name) if old else None
+                for name, message in f.kind.check_record(f, old_value, record.get(f.name), record,  # type: ignore[attr-defined]
+                                                         lambda n, v: self._empty(entity, n, v)):
+                    errors.setdefault(name, []).append(message)
+        # References: one query per target entity, not one per field or row.
+        wanted: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for name in changed:
+            f = entity.fields[name]
+            value = record.get(name)
+            if value is None or name in errors:
+                continue
+            if f.type == "reference":
+                wanted[str(f.target)][value].append(name)
+            elif f.type == "user" or name == "owner":
+                wanted["crm_user"][value].append(name)
+        for target, ids in wanted.items():
+            table = self.runtime.table(target)
+            stmt = sa.select(table.c.id).where(table.c.id.in_(list(ids)))
+            if target != "crm_user":
+                stmt = stmt.where(table.c.deleted_at.is_(None))
+            found = set(conn.execute(stmt).scalars())
+            for missing in set(ids) - found:
+                for name in ids[missing]:
+                    code = "no_such_user" if target == "crm_user" else "no_such_record"
+                    label = self.registry.entities[target].label["en"] if target != "crm_user" else ""
+                    errors.setdefault(name, []).append(Message(code, {"entity": label, "value": missing}))
+        table = self.runtime.table(entity.key)
+        for f in entity.user_fields:
+            value = record.get(f.name)
+            if f.unique and f.name in changed and value is not None and f.name not in errors:
+                stmt = sa.select(table.c.id).where(table.c[f.name] == f.kind.to_db(value))
+                if record.get("id"):
+                    stmt = stmt.where(table.c.id != record["id"])
+                if conn.execute(stmt.limit(1)).first() is not None:
+                    errors.setdefault(f.name, []).append(Message("not_unique", {"value": value}))
+
+    def _derive(self, conn: Connection, entity: Entity, record: dict[str, Any], creating: bool) -> None:
+        now = self.runtime.now()
+        for f in entity.user_fields:
+            if f.type == "autonumber" and creating and not record.get(f.name):
+                prefix = render(f.options["pattern"], now)
+                seq = self._next_sequence(conn, f"{entity.key}.{f.name}:{prefix}", 1)
+                record[f.name] = render(f.options["pattern"], now, seq)
+            elif f.type == "computed":
+                record[f.name] = f.kind.compute(f, record)  # type: ignore[attr-defined]
+
+    def _next_sequence(self, conn: Connection, key: str, count: int) -> int:
+        """Reserve `count` numbers of counter `key` in this transaction; returns the first.
+
+        The upsert locks the counter row until commit, so concurrent inserts wait for each other
+        and a rolled-back insert gives its number back: numbers stay unique and gap-free.
+        """
+        counter = self.runtime.table("crm_counter")
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(counter).values(key=key, value=count)
+        stmt = stmt.on_conflict_do_update(index_elements=[counter.c.key],
+                                          set_={"value": counter.c.value + count}).returning(counter.c.value)
+        last = int(conn.execute(stmt).scalar_one())
+        return last - count + 1
+
+    def _to_row(self, entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: (entity.fields[k].kind.to_db(v) if not entity.fields[k].system else v)
+                for k, v in record.items() if k in entity.fields}
+
+    def _json_value(self, entity: Entity, name: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        f = entity.fields[name]
+        return json.dumps(f.kind.to_json(f, value) if not f.system else value, ensure_ascii=False, default=str)
+
+    def _history(self, conn: Connection, entity: Entity, record_id: int, action: str,
+                 changes: Mapping[str, tuple[Any, Any]], comment: str | None = None) -> None:
+        at, user = self.runtime.now(), self.actor.user_id
+        rows = [{"entity": entity.key, "record_id": record_id, "action": action, "field": name,
+                 "old_value": self._json_value(entity, name, old), "new_value": self._json_value(entity, name, new),
+                 "user_id": user, "at": at, "comment": comment}
+                for name, (old, new) in changes.items()]
+        if not rows:
+            rows = [{"entity": entity.key, "record_id": record_id, "action": action, "field": None,
+                     "old_value": None, "new_value": None, "user_id": user, "at": at, "comment": comment}]
+        conn.execute(sa.insert(self.runtime.table("crm_history")), rows)
+
+    def _run_hooks(self, event: str, ctx: HookContext) -> None:
+        self.runtime.hooks.run(event, ctx)
+
+    def _stage_fields(self, entity: Entity, changed: set[str]) -> list[str]:
+        return [f.name for f in entity.fields_of_type("stage") if f.name in changed]
+
+    # -- writing --------------------------------------------------------------------------------
+    def create(self, entity_key: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        entity = self.entity(entity_key)
+        self._check(entity, "create", None)
+        errors: Errors = {}
+        values = self._coerce(entity, data, errors, creating=True)
+        self._defaults(entity, values, errors)
+        if values.get("owner") is None:
+            values["owner"] = self.actor.user_id
+        with self.transaction() as conn:
+            ctx = HookContext(entity, "before_validate", values, None, self.actor, self._hook_service(conn), is_new=True)
+            self._run_hooks("before_validate", ctx)
+            record = ctx.record
+            changed = {k for k, v in record.items() if v is not None}
+            self._validate(conn, entity, record, None, changed, errors)
+            if errors:
+                raise ValidationFailed(errors)
+            self._run_hooks("after_validate", ctx)
+            for name in self._stage_fields(entity, changed):
+                ctx.stage_field = name
+                self._run_hooks("before_stage_change", ctx)
+            self._run_hooks("before_save", ctx)
+            self._derive(conn, entity, record, creating=True)
+            now = self.runtime.now()
+            row = self._to_row(entity, record)
+            row.update(created_at=now, updated_at=now, created_by=self.actor.user_id,
+                       updated_by=self.actor.user_id, version=1, deleted_at=None)
+            table = self.runtime.table(entity.key)
+            record_id = int(conn.execute(sa.insert(table).values(**row).returning(table.c.id)).scalar_one())
+            record["id"] = record_id
+            self._history(conn, entity, record_id, "create",
+                          {k: (None, v) for k, v in record.items() if k != "id" and v is not None and k in entity.fields})
+            self._refresh_rollups(conn, entity, None, record)
+            saved = self._fetch(conn, entity, record_id) or record
+            after = HookContext(entity, "after_save", saved, None, self.actor, ctx.records, is_new=True)
+            self._run_hooks("after_save", after)
+            for name in self._stage_fields(entity, changed):
+                after.stage_field = name
+                self._run_hooks("after_stage_change", after)
+        return self.get(entity.key, record_id) if self.conn is None else saved
+
+    def update(self, entity_key: str, record_id: Any, data: Mapping[str, Any], version: int | None) -> dict[str, Any]:
+        entity = self.entity(entity_key)
+        record_id = self._id(entity, record_id)
+        if version is None:
+            raise ValidationFailed({"version": [Message("version_required")]})
+        errors: Errors = {}
+        values = self._coerce(entity, data, errors, creating=False)
+        with self.transaction() as conn:
+            old = self._fetch(conn, entity, record_id, lock=True)
+            if old is None or old.get("deleted_at") is not None:
+                raise self._not_found(entity, record_id)
+            self._check(entity, "edit", old)
+            if int(version) != old["version"]:
+                raise Conflict(Message("stale_version", {"current": old["version"], "given": version}))
+            if "owner" in values and values["owner"] != old.get("owner"):
+                self._check(entity, "assign", old)
+            record = {**old, **values}
+            ctx = HookContext(entity, "before_validate", record, old, self.actor, self._hook_service(conn))
+            self._run_hooks("before_validate", ctx)
+            record = ctx.record
+            changed = {k for k in record if k in entity.fields and record[k] != old.get(k)}
+            self._validate(conn, entity, record, old, changed, errors)
+            if errors:
+                raise ValidationFailed(errors)
+            self._run_hooks("after_validate", ctx)
+            for name in self._stage_fields(entity, changed):
+                ctx.stage_field = name
+                self._run_hooks("before_stage_change", ctx)
+            self._run_hooks("before_save", ctx)
+            self._derive(conn, entity, record, creating=False)
+            # The caller must still be allowed to edit the record as it will be saved.
+            self._check(entity, "edit", record)
+            changes = {k: (old.get(k), record.get(k)) for k in entity.fields
+                       if not entity.fields[k].system or k == "owner"}
+            changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+            if changes:
+                table = self.runtime.table(entity.key)
+                row = self._to_row(entity, {k: record[k] for k in changes})
+                row.update(updated_at=self.runtime.now(), updated_by=self.actor.user_id, version=old["version"] + 1)
+                result = conn.execute(sa.update(table).where(table.c.id == record_id, table.c.version == old["version"]).values(**row))
+                if result.rowcount != 1:
+                    raise Conflict(Message("stale_version", {"current": "?", "given": version}))
+                self._history(conn, entity, record_id, "update", changes)
+                self._refresh_rollups(conn, entity, old, record)
+            saved = self._fetch(conn, entity, record_id) or record
+            after = HookContext(entity, "after_save", saved, old, self.actor, ctx.records)
+            if changes:
+                self._run_hooks("after_save", after)
+                for name in self._stage_fields(entity, set(changes)):
+                    after.stage_field = name
+                    self._run_hooks("after_stage_change", after)
+        return self.get(entity.key, record_id) if self.conn is None else saved
+
+    def delete(self, entity_key: str, record_id: Any) -> dict[str, Any]:
+        """Move a record to the recycle bin (children with on_delete: cascade go with it)."""
+        entity = self.entity(entity_key)
+        record_id = self._id(entity, record_id)
+        with self.transaction() as conn:
+            old = self._fetch(conn, entity, record_id, lock=True)
+            if old is None or old.get("deleted_at") is not None:
+                raise self._not_found(entity, record_id)
+            self._check(entity, "delete", old)
+            ctx = HookContext(entity, "before_delete", dict(old), old, self.actor, self._hook_service(conn))
+            self._run_hooks("before_delete", ctx)
+            self._apply_on_delete(conn, entity, record_id, purge=False)
+            table = self.runtime.table(entity.key)
+            conn.execute(sa.update(table).where(table.c.id == record_id)
+                         .values(deleted_at=self.runtime.now(), version=old["version"] + 1,
+                                 updated_at=self.runtime.now(), updated_by=self.actor.user_id))
+            self._history(conn, entity, record_id, "delete", {})
+            self._refresh_rollups(conn, entity, old, None)
+            self._run_hooks("after_delete", ctx)
+            return self._fetch(conn, entity, record_id) or old
+
+    def restore(self, entity_key: str, record_id: Any) -> dict[str, Any]:
+        entity = self.entity(entity_key)
+        record_id = self._id(entity, record_id)
+        with self.transaction() as conn:
+            old = self._fetch(conn, entity, record_id, lock=True)
+            if old is None:
+                raise self._not_found(entity, record_id)
+            self._check(entity, "delete", old)
+            if old.get("deleted_at") is None:
+                raise ValidationFailed({"": [Message("not_deleted")]})
+            table = self.runtime.table(entity.key)
+            conn.execute(sa.update(table).where(table.c.id == record_id)
+                         .values(deleted_at=None, version=old["version"] + 1,
+                                 updated_at=self.runtime.now(), updated_by=self.actor.user_id))
+            self._history(conn, entity, record_id, "restore", {})
+            restored = {**old, "deleted_at": None}
+            self._refresh_rollups(conn, entity, None, restored)
+            return self._fetch(conn, entity, record_id) or restored
+
+    def purge(self, entity_key: str, record_id: Any) -> None:
+        """Delete a record from the recycle bin for good."""
+        entity = self.entity(entity_key)
+        record_id = self._id(entity, record_id)
+        with self.transaction() as conn:
+            old = self._fetch(conn, entity, record_id, lock=True)
+            if old is None:
+                raise self._not_found(entity, record_id)
+            self._check(entity, "delete", old)
+            if old.get("deleted_at") is None:
+                raise ValidationFailed({"": [Message("not_deleted")]})
+            self._apply_on_delete(conn, entity, record_id, purge=True)
+            table = self.runtime.table(entity.key)
+            conn.execute(sa.delete(table).where(table.c.id == record_id))
+            self._history(conn, entity, record_id, "purge", {})
+
+    def _apply_on_delete(self, conn: Connection, entity: Entity, record_id: int, purge: bool) -> None:
+        for ref in self.registry.referencing(entity.key):
+            child = self.registry.entities[ref.entity]
+            table = self.runtime.table(child.key)
+            rule = ref.options.get("on_delete", "restrict")
+            live = table.c[ref.name] == record_id
+            if not purge:
+                live = sa.and_(live, table.c.deleted_at.is_(None))
+            if rule == "restrict":
+                count = conn.execute(sa.select(sa.func.count()).select_from(table).where(live)).scalar_one()
+                if count:
+                    raise ValidationFailed({"": [Message("referenced", {"count": count, "entity": child.label["en"]})]})
+            elif rule == "cascade":
+                service = self._hook_service(conn)
+                for child_id in conn.execute(sa.select(table.c.id).where(live)).scalars().all():
+                    if purge:
+                        conn.execute(sa.update(table).where(table.c.id == child_id).values(deleted_at=self.runtime.now()))
+                        service.purge(child.key, child_id)
+                    else:
+                        service.delete(child.key, child_id)
+            elif rule == "set_null" and purge:
+                conn.execute(sa.update(table).where(table.c[ref.name] == record_id).values({ref.name: None}))
+
+    # -- rollups --------------------------------------------------------------------------------
+    def _refresh_rollups(self, conn: Connection, child: Entity, before: Mapping[str, Any] | None,
+                         after: Mapping[str, Any] | None, depth: int = 0) -> None:
+        """Recompute parents' rollup fields (and their computed fields) after a child changed."""
+        if depth > 5:
+            return
+        by_parent: dict[tuple[str, int], list[Field]] = defaultdict(list)
+        for f in self.runtime.rollups.get(child.key, []):
+            via = f.options["via"]
+            for side in (before, after):
+                if side and side.get(via):
+                    by_parent[(f.entity, int(side[via]))].append(f)
+        ctx = self.value_context()
+        child_table = self.runtime.table(child.key)
+        for (parent_key, parent_id), fields in by_parent.items():
+            parent = self.registry.entities[parent_key]
+            old = self._fetch(conn, parent, parent_id)
+            if old is None:
+                continue
+            values: dict[str, Any] = {}
+            for f in dict.fromkeys(fields):
+                where = [child_table.c[f.options["via"]] == parent_id, child_table.c.deleted_at.is_(None)]
+                qb = QueryBuilder(self.runtime, child, ctx)
+                where += [qb.filter_clause(parse_filter(w)) for w in f.options.get("where", ())]
+                aggregate = f.options["aggregate"]
+                column = sa.func.count() if aggregate == "count" else getattr(sa.func, aggregate)(child_table.c[f.options["field"]])
+                values[f.name] = conn.execute(sa.select(column).where(*where)).scalar()
+            record = {**old, **values}
+            self._derive(conn, parent, record, creating=False)
+            changed = {k: record[k] for k in record if k in parent.fields and not parent.fields[k].system and record[k] != old.get(k)}
+            if changed:
+                table = self.runtime.table(parent.key)
+                conn.execute(sa.update(table).where(table.c.id == parent_id).values(**self._to_row(parent, changed)))
+                self._refresh_rollups(conn, parent, old, record, depth + 1)
+
+    # -- bulk -----------------------------------------------------------------------------------
+    def bulk_create(self, entity_key: str, rows: Sequence[Mapping[str, Any]], *, history: bool = False) -> list[int]:
+        """Insert many records at once, validated and derived like create(), without per-row hooks.
+
+        For imports, demo data and benchmarks: one statement per batch, references checked with
+        one query per target entity, autonumbers reserved as one block. All rows or none.
+        """
+        entity = self.entity(entity_key)
+        self._check(entity, "create", None)
+        prepared: list[dict[str, Any]] = []
+        all_errors: dict[str, list[Message]] = {}
+        with self.transaction() as conn:
+            now = self.runtime.now()
+            for i, data in enumerate(rows):
+                errors: Errors = {}
+                values = self._coerce(entity, data, errors, creating=True)
+                self._defaults(entity, values, errors)
+                if values.get("owner") is None:
+                    values["owner"] = self.actor.user_id
+                prepared.append(values)
+                for name, messages in errors.items():
+                    all_errors.setdefault(f"{i}.{name}", []).extend(messages)
+            if all_errors:
+                raise ValidationFailed(all_errors)
+            self._validate_bulk(conn, entity, prepared)
+            for f in entity.user_fields:
+                if f.type == "autonumber":
+                    prefix = render(f.options["pattern"], now)
+                    first = self._next_sequence(conn, f"{entity.key}.{f.name}:{prefix}", len(prepared))
+                    for n, values in enumerate(prepared):
+                        values[f.name] = render(f.options["pattern"], now, first + n)
+            for values in prepared:
+                for f in entity.fields_of_type("computed"):
+                    values[f.name] = f.kind.compute(f, values)  # type: ignore[attr-defined]
+            table = self.runtime.table(entity.key)
+            db_rows = []
+            for values in prepared:
+                row = {f.name: None for f in entity.user_fields}
+                row.update(self._to_row(entity, values))
+                row.update(created_at=now, updated_at=now, created_by=self.actor.user_id,
+                           updated_by=self.actor.user_id, version=1, deleted_at=None)
+                db_rows.append(row)
+            ids: list[int] = []
+            for start in range(0, len(db_rows), 1000):
+                chunk = db_rows[start:start + 1000]
+                result = conn.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), chunk)
+                ids += [int(r[0]) for r in result]
+            if history:
+                conn.execute(sa.insert(self.runtime.table("crm_history")), [
+                    {"entity": entity.key, "record_id": i, "action": "create", "field": None, "old_value": None,
+                     "new_value": None, "user_id": self.actor.user_id, "at": now, "comment": "import"} for i in ids])
+        return ids
+
+    def _validate_bulk(self, conn: Connection, entity: Entity, prepared: list[dict[str, Any]]) -> None:
+        errors: dict[str, list[Message]] = {}
+        refs: dict[str, set[int]] = defaultdict(set)
+        for i, values in enumerate(prepared):
+            row_errors: Errors = {}
+            for f in entity.user_fields:
+                if f.required and not f.kind.derived and self._empty(entity, f.name, values.get(f.name)):
+                    row_errors.setdefault(f.name, []).append(Message("required"))
+                if f.type == "reference" and values.get(f.name) is not None:
+                    refs[str(f.target)].add(values[f.name])
+                if (f.type == "user" or f.name == "owner") and values.get(f.name) is not None:
+                    refs["crm_user"].add(values[f.name])
+            if values.get("owner") is not None:
+                refs["crm_user"].add(values["owner"])
+            for f in entity.fields_of_type("stage"):
+                for name, message in f.kind.check_record(f, None, values.get(f.name), values,  # type: ignore[attr-defined]
+                                                         lambda n, v: self._empty(entity, n, v)):
+                    row_errors.setdefault(name, []).append(message)
+            for name, messages in row_errors.items():
+                errors[f"{i}.{name}"] = messages
+        for target, ids in refs.items():
+            table = self.runtime.table(target)
+            found: set[int] = set()
+            id_list = sorted(ids)
+            for start in range(0, len(id_list), 5000):
+                found |= set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(id_list[start:start + 5000]))).scalars())
+            if ids - found:
+                errors[f"*.{target}"] = [Message("no_such_record", {"entity": target, "value": sorted(ids - found)[0]})]
+        if errors:
+            raise ValidationFailed(errors)
+
+    # -- output ---------------------------------------------------------------------------------
+    def to_json(self, entity_key: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A record as JSON-ready data: typed values, references as {id, title}."""
+        entity = self.entity(entity_key)
+        titles = record.get("_titles") or {}
+        out: dict[str, Any] = {}
+        for name, f in entity.fields.items():
+            if name not in record:
+                continue
+            value = record[name]
+            if f.system:
+                value = value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
+            else:
+                value = f.kind.to_json(f, value)
+            if name in titles and value is not None:
+                value = {"id": value, "title": titles[name]}
+            out[name] = value
+        return out

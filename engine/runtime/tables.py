@@ -1,0 +1,127 @@
+"""SQLAlchemy tables: the engine's own `crm_*` tables and one table per entity of the registry.
+
+Every entity column is nullable: `required` is the record service's rule, so adding a required
+field to a table that already holds rows never fails. References are not foreign-key constraints
+(SQLite cannot add them to existing tables); the record service checks them and applies on_delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import sqlalchemy as sa
+
+from engine.fieldtypes.reference import ID_TYPE
+from engine.metadata.registry import Entity, Registry
+
+SYSTEM_TABLES = ("crm_user", "crm_user_role", "crm_history", "crm_counter", "crm_customization", "crm_pack")
+
+
+def index_name(table: str, columns: list[str], unique: bool = False) -> str:
+    name = f"{'ux' if unique else 'ix'}_{table}_{'_'.join(columns)}"
+    if len(name) > 60:  # PostgreSQL truncates at 63; keep names stable and distinct
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[:51]}_{digest}"
+    return name
+
+
+def system_tables(metadata: sa.MetaData) -> None:
+    sa.Table(
+        "crm_user", metadata,
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("username", sa.String(64), nullable=False, unique=True),
+        sa.Column("display_name", sa.String(100), nullable=False),
+        sa.Column("email", sa.String(254)),
+        sa.Column("password_hash", sa.String(200), nullable=False),
+        sa.Column("language", sa.String(8)),
+        sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+        sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("last_login_at", sa.DateTime),
+    )
+    sa.Table(
+        "crm_user_role", metadata,
+        sa.Column("user_id", ID_TYPE, primary_key=True),
+        sa.Column("role", sa.String(64), primary_key=True),
+    )
+    sa.Table(
+        "crm_history", metadata,
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(64), nullable=False),
+        sa.Column("record_id", ID_TYPE, nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),  # create update delete restore purge
+        sa.Column("field", sa.String(64)),
+        sa.Column("old_value", sa.Text),
+        sa.Column("new_value", sa.Text),
+        sa.Column("comment", sa.Text),
+        sa.Column("user_id", ID_TYPE),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Index("ix_crm_history_record", "entity", "record_id", "id"),
+    )
+    sa.Table(
+        "crm_counter", metadata,
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
+    sa.Table(
+        "crm_customization", metadata,
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),  # entity | picklist | role
+        sa.Column("key", sa.String(64), nullable=False),
+        sa.Column("data", sa.Text, nullable=False),  # the document, as JSON
+        sa.Column("revision", sa.Integer, nullable=False),
+        sa.Column("active", sa.Boolean, nullable=False),
+        sa.Column("comment", sa.Text),
+        sa.Column("created_by", ID_TYPE),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Index("ix_crm_customization_key", "kind", "key", "revision"),
+    )
+    sa.Table(
+        "crm_pack", metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("version", sa.String(32), nullable=False),
+        sa.Column("installed_at", sa.DateTime, nullable=False),
+    )
+
+
+def entity_table(metadata: sa.MetaData, entity: Entity) -> sa.Table:
+    columns: list[sa.Column[object]] = [sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True)]
+    for field in entity.user_fields:
+        columns.append(sa.Column(field.name, field.kind.column_type(field), nullable=True))
+    columns += [
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_by", ID_TYPE),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        sa.Column("updated_by", ID_TYPE),
+        sa.Column("owner", ID_TYPE),
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("deleted_at", sa.DateTime),
+    ]
+    table = sa.Table(entity.key, metadata, *columns)
+    wanted: dict[tuple[str, ...], bool] = {}
+    for field in entity.fields.values():
+        if field.name == "id":
+            continue
+        if field.unique:
+            wanted[(field.name,)] = True
+        elif field.index:
+            wanted.setdefault((field.name,), False)
+    # Lists sort on their default sort key within the caller's scope; index both ways of asking.
+    for key in entity.list.sort[:1]:
+        name = key.lstrip("-")
+        if name != "id" and entity.fields[name].kind.sortable:
+            wanted.setdefault((name, "id"), False)
+            wanted.setdefault(("owner", name, "id"), False)
+    for cols in entity.indexes:
+        wanted.setdefault(tuple(cols), False)
+    for cols, unique in wanted.items():
+        sa.Index(index_name(entity.key, list(cols), unique), *[table.c[c] for c in cols], unique=unique)
+    return table
+
+
+def build_metadata(registry: Registry) -> sa.MetaData:
+    metadata = sa.MetaData()
+    system_tables(metadata)
+    for entity in registry.entities.values():
+        entity_table(metadata, entity)
+    return metadata

@@ -1,0 +1,98 @@
+"""Login users: creation with argon2-hashed passwords, roles, and password checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from engine.i18n import Message
+from engine.runtime.actor import Actor
+from engine.runtime.errors import ValidationFailed
+from engine.runtime.service import Runtime
+
+HASHER = PasswordHasher()
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    roles: tuple[str, ...]
+    is_admin: bool
+    language: str | None
+
+    def actor(self, language: str = "en") -> Actor:
+        return Actor(self.id, self.username, self.roles, False, self.language or language)
+
+
+def password_problems(username: str, password: str) -> list[Message]:
+    problems = []
+    if len(password) < MIN_PASSWORD:
+        problems.append(Message("rejected", {"message": {"en": f"The password needs at least {MIN_PASSWORD} characters.",
+                                                         "zh": f"密码至少需要 {MIN_PASSWORD} 个字符。"}}))
+    if username and username.lower() in password.lower():
+        problems.append(Message("rejected", {"message": {"en": "The password must not contain the user name.",
+                                                         "zh": "密码不能包含用户名。"}}))
+    return problems
+
+
+def create_user(runtime: Runtime, username: str, password: str, *, display_name: str | None = None,
+                roles: tuple[str, ...] = (), is_admin: bool = False, email: str | None = None,
+                language: str | None = None) -> User:
+    errors: dict[str, list[Message]] = {}
+    username = username.strip()
+    if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        errors["username"] = [Message("rejected", {"message": {"en": "Use letters, digits, '.', '-' or '_' (at most 64).",
+                                                              "zh": "只能使用字母、数字、“.”、“-”或“_”（最多 64 个）。"}})]
+    if problems := password_problems(username, password):
+        errors["password"] = problems
+    for role in roles:
+        if role not in runtime.registry.roles:
+            errors.setdefault("roles", []).append(Message("rejected", {"message": {
+                "en": f"Unknown role '{role}' (roles: {', '.join(runtime.registry.roles)}).",
+                "zh": f"未知角色“{role}”。"}}))
+    users = runtime.table("crm_user")
+    with runtime.engine.begin() as conn:
+        if not errors and conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
+            errors["username"] = [Message("not_unique", {"value": username})]
+        if errors:
+            raise ValidationFailed(errors)
+        user_id = conn.execute(sa.insert(users).values(
+            username=username, display_name=display_name or username, email=email, language=language,
+            password_hash=HASHER.hash(password), is_active=True, is_admin=is_admin, created_at=runtime.now(),
+        ).returning(users.c.id)).scalar_one()
+        if roles:
+            conn.execute(sa.insert(runtime.table("crm_user_role")), [{"user_id": user_id, "role": r} for r in roles])
+    return User(int(user_id), username, display_name or username, tuple(roles), is_admin, language)
+
+
+def load_user(runtime: Runtime, user_id: int) -> User | None:
+    users, user_roles = runtime.table("crm_user"), runtime.table("crm_user_role")
+    with runtime.engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.id == user_id, users.c.is_active.is_(True))).mappings().first()
+        if row is None:
+            return None
+        roles = tuple(conn.execute(sa.select(user_roles.c.role).where(user_roles.c.user_id == user_id)).scalars())
+    return User(int(row["id"]), row["username"], row["display_name"], roles, bool(row["is_admin"]), row["language"])
+
+
+def check_password(runtime: Runtime, username: str, password: str) -> User | None:
+    """The user if the password is right (rehashing when the hash parameters changed), else None."""
+    users = runtime.table("crm_user")
+    with runtime.engine.begin() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username, users.c.is_active.is_(True))).mappings().first()
+        if row is None:
+            HASHER.hash(password)  # spend the same time as a real check: no user-name probing by timing
+            return None
+        try:
+            HASHER.verify(row["password_hash"], password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if HASHER.check_needs_rehash(row["password_hash"]):
+            conn.execute(sa.update(users).where(users.c.id == row["id"]).values(password_hash=HASHER.hash(password)))
+    return load_user(runtime, int(row["id"]))
