@@ -316,6 +316,8 @@ class RecordService:
                 record[f.name] = render(f.options["pattern"], now, seq)
             elif f.type == "computed":
                 record[f.name] = f.kind.compute(f, record)  # type: ignore[attr-defined]
+            elif f.type == "rollup" and creating:
+                record[f.name] = 0 if f.options["aggregate"] == "count" else None
 
     def _next_sequence(self, conn: Connection, key: str, count: int) -> int:
         """Reserve `count` numbers of counter `key` in this transaction; returns the first.
@@ -552,7 +554,7 @@ class RecordService:
             if old is None:
                 continue
             values: dict[str, Any] = {}
-            for f in dict.fromkeys(fields):
+            for f in {f.name: f for f in fields}.values():
                 where = [child_table.c[f.options["via"]] == parent_id, child_table.c.deleted_at.is_(None)]
                 qb = QueryBuilder(self.runtime, child, ctx)
                 where += [qb.filter_clause(parse_filter(w)) for w in f.options.get("where", ())]
