@@ -210,6 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.metadata import MetadataError
     from engine.runtime.errors import RecordError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `--sort -name` reads naturally; argparse would take -name for an option, so join the pair.
+    for i in range(len(argv) - 1, 0, -1):
+        if argv[i - 1] == "--sort" and argv[i].startswith("-"):
+            argv[i - 1:i + 1] = [f"--sort={argv[i]}"]
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -25,6 +25,16 @@ SYSTEM_FIELD_TYPES = {
 }
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a mapping, else {}: a schema error already reports the wrong shape."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    """`value` when it is a list, else []: a schema error already reports the wrong shape."""
+    return value if isinstance(value, list) else []
+
+
 @dataclass
 class FieldDraft:
     spec: dict[str, Any]
@@ -80,7 +90,12 @@ class Composition:
     def is_broken(self, doc: Document, path: tuple[Any, ...]) -> bool:
         """True when a schema error lies at, above or below `path`: its cross-checks would be noise."""
         here = dotted(path)
-        return any(f == doc.file and (p == "" or here.startswith(p) or p.startswith(here)) for f, p in self.broken)
+        return any(f == doc.file and (_within(here, p) or _within(p, here)) for f, p in self.broken)
+
+
+def _within(path: str, ancestor: str) -> bool:
+    """True when dotted `path` is `ancestor` or lies below it ('fields.a.type' is within 'fields.a', not 'fields.ab')."""
+    return ancestor == "" or path == ancestor or path.startswith((ancestor + ".", ancestor + "["))
 
 
 def order_packs(packs: list[PackSource]) -> tuple[list[PackSource], dict[str, set[str]], list[PackError]]:
@@ -156,7 +171,7 @@ def _merge_entity(comp: Composition, doc: Document) -> None:
     key = doc.key
     if not key:
         return
-    fields = doc.data.get("fields") if isinstance(doc.data.get("fields"), dict) else {}
+    fields = _dict(doc.data.get("fields"))
     if not doc.extends:
         if key in comp.entities:
             other = comp.entities[key].doc
@@ -209,7 +224,7 @@ def _patch_field(comp: Composition, target: FieldDraft, patch: dict[str, Any], d
                 comp.errors.append(doc.error(("fields", name, "stages"), f"'{name}' is not a stage field"))
                 continue
             stages = target.spec.setdefault("stages", [])
-            for i, stage in enumerate(value or []):
+            for i, stage in enumerate(_list(value)):
                 if not isinstance(stage, dict):
                     continue
                 keys = [s.get("key") for s in stages]
@@ -247,8 +262,8 @@ def _merge_picklist(comp: Composition, doc: Document) -> None:
         comp.errors.append(doc.error(("extend",), f"cannot extend pick-list '{key}': {note}"))
         return
     seen = {o.get("key") for o, _ in draft.options}
-    for i, option in enumerate(doc.data.get("options") or []):
-        if not isinstance(option, dict):
+    for i, option in enumerate(_list(doc.data.get("options"))):
+        if not isinstance(option, dict) or not isinstance(option.get("key"), str):
             continue
         if option.get("key") in seen:
             comp.errors.append(doc.error(("options", i, "key"), f"option '{option.get('key')}' is already in pick-list '{key}'"))
@@ -275,13 +290,15 @@ def _merge_role(comp: Composition, doc: Document) -> None:
 
 def _merge_manifest(comp: Composition, pack: PackSource) -> None:
     data = pack.data
-    for group in data.get("menu") or []:
-        if not isinstance(group, dict) or "group" not in group:
+    for group in _list(data.get("menu")):
+        if not isinstance(group, dict) or not isinstance(group.get("group"), str):
             continue
         entry = comp.menu.setdefault(group["group"], {"label": group.get("label"), "entities": [], "doc": pack.manifest})
         entry["label"] = entry["label"] or group.get("label")
-        entry["entities"] += [e for e in group.get("entities") or [] if e not in entry["entities"]]
-    for key, spec in (data.get("settings") or {}).items():
+        entry["entities"] += [e for e in _list(group.get("entities")) if e not in entry["entities"]]
+    for key, spec in _dict(data.get("settings")).items():
+        if not isinstance(spec, dict):
+            continue
         if key in comp.settings:
             comp.errors.append(pack.manifest.error(("settings", key), f"setting '{key}' is already declared by pack '{comp.settings[key][1].name}'"))
             continue
@@ -297,14 +314,13 @@ def check_references(comp: Composition) -> None:
             _check_entity_doc(comp, draft, doc)
     for role in comp.roles.values():
         for doc in role.docs:
-            if not comp.is_broken(doc, ("permissions",)) and not comp.is_broken(doc, ("fields",)):
-                _check_role_doc(comp, doc)
+            _check_role_doc(comp, doc)
     for name, entry in comp.menu.items():
         doc: Document = entry["doc"]
-        for i, group in enumerate(doc.data.get("menu") or []):
+        for i, group in enumerate(_list(doc.data.get("menu"))):
             if isinstance(group, dict) and group.get("group") == name:
-                for j, entity in enumerate(group.get("entities") or []):
-                    if entity not in comp.entities:
+                for j, entity in enumerate(_list(group.get("entities"))):
+                    if isinstance(entity, str) and entity not in comp.entities:
                         comp.errors.append(doc.error(("menu", i, "entities", j), f"unknown entity '{entity}'"))
         if not entry["label"]:
             comp.errors.append(doc.error(("menu",), f"menu group '{name}' needs a label"))
@@ -359,7 +375,7 @@ def _check_entity_doc(comp: Composition, draft: EntityDraft, doc: Document) -> N
         elif draft.fields[pool].spec.get("type") != "boolean":
             comp.errors.append(doc.error(("pool",), f"the pool field '{pool}' must be a boolean field"))
     computed_seen: list[str] = []
-    for name, spec in (data.get("fields") or {}).items():
+    for name, spec in _dict(data.get("fields")).items():
         if not isinstance(spec, dict) or spec.get("type") not in types or comp.is_broken(doc, ("fields", name)):
             continue
         for sub, message in types[spec["type"]].cross_check(name, spec, ctx):
@@ -368,30 +384,30 @@ def _check_entity_doc(comp: Composition, draft: EntityDraft, doc: Document) -> N
             _check_rollup(comp, doc, draft.key, name, spec)
         if spec["type"] == "computed":
             computed_seen.append(name)
-    for i, index in enumerate(data.get("indexes") or []):
+    for i, index in enumerate(_list(data.get("indexes"))):
         _check_names(comp, draft, doc, ("indexes", i), index)
-    layouts = data.get("layouts") or {}
+    layouts = _dict(data.get("layouts"))
     for kind in ("form", "detail"):
-        for i, section in enumerate(layouts.get(kind) or []):
+        for i, section in enumerate(_list(layouts.get(kind))):
             if isinstance(section, dict):
                 _check_names(comp, draft, doc, ("layouts", kind, i, "fields"), section.get("fields"))
-    lst = layouts.get("list") or {}
+    lst = _dict(layouts.get("list"))
     for key in ("columns", "sort", "filters"):
         _check_names(comp, draft, doc, ("layouts", "list", key), lst.get(key))
-    for i, view in enumerate(lst.get("views") or []):
+    for i, view in enumerate(_list(lst.get("views"))):
         if not isinstance(view, dict):
             continue
         _check_names(comp, draft, doc, ("layouts", "list", "views", i, "sort"), view.get("sort"))
         _check_names(comp, draft, doc, ("layouts", "list", "views", i, "columns"), view.get("columns"))
-        for j, text in enumerate(view.get("filter") or []):
+        for j, text in enumerate(_list(view.get("filter"))):
             problem = filter_problem(comp, draft, str(text))
             if problem:
                 comp.errors.append(doc.error(("layouts", "list", "views", i, "filter", j), problem))
-    for i, tab in enumerate(layouts.get("related") or []):
-        if isinstance(tab, dict):
+    for i, tab in enumerate(_list(layouts.get("related"))):
+        if isinstance(tab, dict) and not comp.is_broken(doc, ("layouts", "related", i)):
             _check_related(comp, draft, doc, i, tab)
     board = layouts.get("board")
-    if isinstance(board, dict):
+    if isinstance(board, dict) and not comp.is_broken(doc, ("layouts", "board")):
         name = board.get("field", "")
         if (problem := _unknown_field(comp, draft, doc, name)):
             comp.errors.append(doc.error(("layouts", "board", "field"), problem))
@@ -417,7 +433,7 @@ def _check_rollup(comp: Composition, doc: Document, entity: str, name: str, spec
     via = child.fields.get(spec.get("via", ""))
     if via is not None and (via.spec.get("type") != "reference" or via.spec.get("entity") != entity):
         comp.errors.append(doc.error(("fields", name, "via"), f"'{child.key}.{via.name}' is not a reference to '{entity}'"))
-    for i, text in enumerate(spec.get("where") or []):
+    for i, text in enumerate(_list(spec.get("where"))):
         problem = filter_problem(comp, child, str(text))
         if problem:
             comp.errors.append(doc.error(("fields", name, "where", i), problem))
@@ -452,10 +468,12 @@ def filter_problem(comp: Composition, draft: EntityDraft, text: str) -> str | No
 
 
 def _check_role_doc(comp: Composition, doc: Document) -> None:
-    for entity in (doc.data.get("permissions") or {}):
-        if entity != "*" and entity not in comp.entities:
+    for entity in _dict(doc.data.get("permissions")):
+        if entity != "*" and entity not in comp.entities and not comp.is_broken(doc, ("permissions", entity)):
             comp.errors.append(doc.error(("permissions", entity), f"unknown entity '{entity}'"))
-    for dotted_name in (doc.data.get("fields") or {}):
+    for dotted_name in _dict(doc.data.get("fields")):
+        if comp.is_broken(doc, ("fields", dotted_name)):
+            continue
         entity, _, name = str(dotted_name).partition(".")
         if entity not in comp.entities:
             comp.errors.append(doc.error(("fields", dotted_name), f"unknown entity '{entity}'"))

@@ -58,7 +58,7 @@ def read_pack(folder: Path) -> tuple[PackSource | None, list[PackError]]:
         name=name,
         version=str(data.get("version", "0.0.0")),
         label=data.get("label") if isinstance(data.get("label"), dict) else {"en": name, "zh": name},
-        depends=[d for d in data.get("depends") or [] if isinstance(d, str)],
+        depends=[d for d in data.get("depends") or [] if isinstance(d, str)] if isinstance(data.get("depends"), list) else [],
         path=str(folder),
         manifest=manifest,
         hooks=str(folder / "hooks.py") if (folder / "hooks.py").is_file() else None,
