@@ -35,9 +35,10 @@ class PackSource:
 def shown_path(path: Path) -> str:
     """A path as errors show it: relative to the working directory when below it."""
     try:
-        return os.path.relpath(path)
+        shown = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if shown.startswith("..") else shown
 
 
 def read_pack(folder: Path) -> tuple[PackSource | None, list[PackError]]:

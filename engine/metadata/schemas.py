@@ -42,13 +42,49 @@ def field_validator(type_name: str) -> Draft202012Validator:
     return Draft202012Validator(combined)
 
 
+NAME = "a valid name (lower-case letters, digits and _, starting with a letter)"
+PATTERNS = {
+    "^[a-z][a-z0-9_]*$": NAME,
+    "^(?!crm_|x_)[a-z][a-z0-9_]*$": NAME[:-1] + "; not starting with crm_ or x_)",
+    "^-?[a-z][a-z0-9_]*$": "a field name, optionally with '-' in front for descending order",
+    "^\\d+\\.\\d+\\.\\d+$": "a version MAJOR.MINOR.PATCH such as 1.0.0",
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]*$": "a valid option key (letters, digits, _ . -)",
+    "^[A-Z]{3}$": "a three-letter currency code such as CNY or USD",
+    "^([a-z][a-z0-9_]*|\\*)$": "an entity name or *",
+    "^[a-z][a-z0-9_]*\\.[a-z][a-z0-9_]*$": "of the form entity.field",
+    "^[a-z][a-z0-9_.]*$": "a valid message key (lower-case letters, digits, _ and .)",
+}
+SHAPES = {"object": "a mapping (key: value pairs)", "array": "a list", "string": "text",
+          "integer": "a whole number", "number": "a number", "boolean": "true or false"}
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
 def _message(error: ValidationError) -> str:
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         return f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(repr(e) for e in extra)} (allowed: {allowed})"
     if error.validator == "pattern" and isinstance(error.instance, str):
-        return f"{error.instance!r} is not a valid name (lower-case letters, digits and _; starting with a letter)"
+        return f"{error.instance!r} is not {PATTERNS.get(error.validator_value, 'in the expected form')}"
+    if error.validator == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"expected {' or '.join(SHAPES.get(w, w) for w in wanted)}, not {_shape(error.instance)}"
+    if error.validator == "not" and isinstance(error.instance, dict) and "extend" in error.instance:
+        extra = [k for k in ("entity", "title", "picklist", "role") if k in error.instance]
+        return f"a document with 'extend:' adds to an existing one; remove {', '.join(repr(k) for k in extra)}"
+    if error.validator == "propertyNames" and isinstance(error.instance, str):
+        return f"{error.instance!r} is not a valid key"
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     return error.message

@@ -82,16 +82,18 @@ def _no_dates(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _no_dates)
 
 
-def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int]) -> None:
+def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], duplicates: list[tuple[PathKey, int]]) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            _walk(value_node, path + (key,), lines)
+            if path + (key,) in lines:  # YAML would silently keep only the last one
+                duplicates.append((path + (key,), lines[path + (key,)]))
+            _walk(value_node, path + (key,), lines, duplicates)
             lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not the value's
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, path + (i,), lines)
+            _walk(item, path + (i,), lines, duplicates)
 
 
 def read_document(path: Path, kind: str, shown_as: str) -> tuple[Document | None, list[PackError]]:
@@ -110,13 +112,20 @@ def read_document(path: Path, kind: str, shown_as: str) -> tuple[Document | None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        problem = exc.problem or exc.context or "cannot parse"
+        if exc.context and exc.problem:
+            started = exc.context_mark.line + 1 if exc.context_mark else 0
+            where = f" that starts on line {started}" if started and started != line else ""
+            problem += f" ({exc.context}{where})"
         return None, [PackError(shown_as, line, "", f"YAML syntax error: {problem}")]
     except yaml.YAMLError as exc:
         return None, [PackError(shown_as, 0, "", f"YAML error: {exc}")]
     lines: dict[PathKey, int] = {}
+    duplicates: list[tuple[PathKey, int]] = []
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, duplicates)
     if not isinstance(data, dict):
         return None, [PackError(shown_as, 1, "", "expected a mapping (key: value pairs) at the top level")]
-    return Document(kind, shown_as, data, lines), []
+    doc = Document(kind, shown_as, data, lines)
+    return doc, [PackError(shown_as, lines[p], dotted(p), f"duplicate key: it is also on line {first}")
+                 for p, first in duplicates]
