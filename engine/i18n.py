@@ -61,6 +61,8 @@ def translate(code: str, language: str = "en", **params: Any) -> str:
     if entry is None:
         return code
     template = entry.get(language) or entry["en"]
+    # A parameter given as a label ({"en": ..., "zh": ...}) is shown in the message's language.
+    params = {k: (v.get(language) or v.get("en") or "") if isinstance(v, dict) else v for k, v in params.items()}
     try:
         return template.format(**params)
     except (KeyError, IndexError):

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from engine.fieldtypes.base import CheckContext, FieldType, FieldValueError, ValueContext, label_text
+from engine.fieldtypes.base import (
+    CheckContext,
+    FieldType,
+    FieldValueError,
+    ValueContext,
+    label_text,
+)
 
 if TYPE_CHECKING:
     from engine.metadata.registry import Field

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from engine.fieldtypes.base import CheckContext, FieldType, FieldValueError, ValueContext, label_text
+from engine.fieldtypes.base import (
+    CheckContext,
+    FieldType,
+    FieldValueError,
+    ValueContext,
+    label_text,
+)
 from engine.i18n import Message
 
 if TYPE_CHECKING:
@@ -76,10 +82,11 @@ class StageType(FieldType):
             return
         previous = field.stage(old) if old else None
         if previous is not None and previous.to is not None and new not in previous.to:
-            yield field.name, Message("stage_transition", {"old": old, "new": new})
+            labels = {s.key: dict(s.label) for s in field.stages}
+            yield field.name, Message("stage_transition", {"old": labels.get(old, old), "new": labels.get(new, new)})
         stage = field.stage(new)
         if stage is None:
             return
         for required in stage.requires:
             if is_empty(required, record.get(required)):
-                yield required, Message("stage_requires", {"stage": stage.label.get("en", stage.key)})
+                yield required, Message("stage_requires", {"stage": dict(stage.label)})

@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from engine.fieldtypes.base import ORDERED_OPERATORS, FieldType, FieldValueError, ValueContext, standard_clause
+from engine.fieldtypes.base import (
+    ORDERED_OPERATORS,
+    FieldType,
+    FieldValueError,
+    ValueContext,
+    standard_clause,
+)
 
 if TYPE_CHECKING:
     from engine.metadata.registry import Field

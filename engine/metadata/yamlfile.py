@@ -87,10 +87,13 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], duplicates:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            if path + (key,) in lines:  # YAML would silently keep only the last one
-                duplicates.append((path + (key,), lines[path + (key,)]))
-            _walk(value_node, path + (key,), lines, duplicates)
-            lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not the value's
+            here = path + (key,)
+            if here in lines:  # YAML would silently keep only the last one
+                duplicates.append((here, lines[here]))
+                for old in [p for p in lines if p[:len(here)] == here]:
+                    del lines[old]  # the lines of the value that wins, and no repeats below it
+            _walk(value_node, here, lines, duplicates)
+            lines[here] = key_node.start_mark.line + 1  # the key's line, not the value's
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, path + (i,), lines, duplicates)
