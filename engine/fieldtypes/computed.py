@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from engine.fieldtypes import expression
-from engine.fieldtypes.base import ORDERED_OPERATORS, CheckContext, FieldType
+from engine.fieldtypes.base import ORDERED_OPERATORS, CheckContext, FieldType, ValueContext
 
 if TYPE_CHECKING:
     from engine.metadata.registry import Field
@@ -52,6 +52,10 @@ class ComputedType(FieldType):
 
     def column_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return self.result_type(field).column_type(field)
+
+    def coerce(self, field: Field, value: Any, ctx: ValueContext) -> Any:
+        # Never set by callers (derived); used for filter operands, typed like the result.
+        return self.result_type(field).coerce(field, value, ctx)
 
     def compute(self, field: Field, values: Mapping[str, Any]) -> Any:
         result = expression.evaluate(field.compiled_expression, values)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from engine.fieldtypes.base import ORDERED_OPERATORS, CheckContext, FieldType
+from engine.fieldtypes.base import ORDERED_OPERATORS, CheckContext, FieldType, ValueContext
 
 if TYPE_CHECKING:
     from engine.metadata.registry import Field
@@ -48,6 +48,12 @@ class RollupType(FieldType):
         if field.options.get("aggregate") == "count":
             return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
         return sa.Numeric(18, 2, asdecimal=True)
+
+    def coerce(self, field: Field, value: Any, ctx: ValueContext) -> Any:
+        # Never set by callers (derived); used for filter operands: a count or an amount.
+        from engine.fieldtypes import get_type
+
+        return get_type("integer" if field.options.get("aggregate") == "count" else "decimal").coerce(field, value, ctx)
 
     def to_json(self, field: Field, value: Any) -> Any:
         if value is None or field.options.get("aggregate") == "count":
