@@ -58,6 +58,7 @@ class ComputedType(FieldType):
         return self.result_type(field).coerce(field, value, ctx)
 
     def compute(self, field: Field, values: Mapping[str, Any]) -> Any:
+        assert field.compiled_expression is not None
         result = expression.evaluate(field.compiled_expression, values)
         if result is None:
             return None

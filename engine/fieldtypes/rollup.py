@@ -32,7 +32,7 @@ class RollupType(FieldType):
     derived = True
 
     def cross_check(self, name: str, spec: Mapping[str, Any], ctx: CheckContext) -> Iterator[tuple[str, str]]:
-        child = spec.get("entity")
+        child = str(spec.get("entity"))
         if child not in ctx.entities:
             yield "entity", f"unknown entity '{child}'"
             return

@@ -316,14 +316,14 @@ def check_references(comp: Composition) -> None:
         for doc in role.docs:
             _check_role_doc(comp, doc)
     for name, entry in comp.menu.items():
-        doc: Document = entry["doc"]
-        for i, group in enumerate(_list(doc.data.get("menu"))):
+        manifest: Document = entry["doc"]
+        for i, group in enumerate(_list(manifest.data.get("menu"))):
             if isinstance(group, dict) and group.get("group") == name:
                 for j, entity in enumerate(_list(group.get("entities"))):
                     if isinstance(entity, str) and entity not in comp.entities:
-                        comp.errors.append(doc.error(("menu", i, "entities", j), f"unknown entity '{entity}'"))
+                        comp.errors.append(manifest.error(("menu", i, "entities", j), f"unknown entity '{entity}'"))
         if not entry["label"]:
-            comp.errors.append(doc.error(("menu",), f"menu group '{name}' needs a label"))
+            comp.errors.append(manifest.error(("menu",), f"menu group '{name}' needs a label"))
     for key, (spec, pack) in comp.settings.items():
         if spec.get("type") == "choice" and not spec.get("options"):
             comp.errors.append(pack.manifest.error(("settings", key), "a choice setting needs options"))
@@ -346,7 +346,7 @@ def _unknown_field(comp: Composition, draft: EntityDraft, doc: Document, name: s
     return f"field '{name}': {note}" if note else None
 
 
-def _check_names(comp: Composition, draft: EntityDraft, doc: Document, path: tuple[Any, ...], names: Iterable[Any]) -> None:
+def _check_names(comp: Composition, draft: EntityDraft, doc: Document, path: tuple[Any, ...], names: Iterable[Any] | None) -> None:
     if comp.is_broken(doc, path) or not isinstance(names, list | tuple | type(None)):
         return
     for i, name in enumerate(names or []):

@@ -79,7 +79,7 @@ def _message(error: ValidationError) -> str:
         return f"{error.instance!r} is not {PATTERNS.get(error.validator_value, 'in the expected form')}"
     if error.validator == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        return f"expected {' or '.join(SHAPES.get(w, w) for w in wanted)}, not {_shape(error.instance)}"
+        return f"expected {' or '.join(str(SHAPES.get(w, w)) for w in wanted)}, not {_shape(error.instance)}"
     if error.validator == "not" and isinstance(error.instance, dict) and "extend" in error.instance:
         extra = [k for k in ("entity", "title", "picklist", "role") if k in error.instance]
         return f"a document with 'extend:' adds to an existing one; remove {', '.join(repr(k) for k in extra)}"
