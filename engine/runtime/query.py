@@ -174,7 +174,8 @@ class QueryBuilder:
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @staticmethod
-    def decode_cursor(cursor: str, count: int) -> list[Any]:
+    def decode_cursor(cursor: str, keys: list[tuple[str, sa.ColumnElement[Any], bool]]) -> list[Any]:
+        """The sort values a cursor names, each checked against its key's column type."""
         def typed(v: Any) -> Any:
             if isinstance(v, dict):
                 kind, text = v.get("t"), str(v.get("v"))
@@ -194,8 +195,19 @@ class QueryBuilder:
             values = [typed(v) for v in json.loads(raw)]
         except (ValueError, TypeError, UnicodeDecodeError):
             raise BadQuery(Message("bad_cursor")) from None
-        if len(values) != count:
+        if len(values) != len(keys):
             raise BadQuery(Message("bad_cursor"))
+        for value, (_, expr, _) in zip(values, keys, strict=True):
+            try:
+                expected = expr.type.python_type
+            except NotImplementedError:  # pragma: no cover - every column type we build has one
+                continue
+            if value is None:
+                continue
+            if isinstance(value, bool) and expected is not bool:
+                raise BadQuery(Message("bad_cursor"))
+            if not isinstance(value, expected):
+                raise BadQuery(Message("bad_cursor"))
         return values
 
     # -- the statement ------------------------------------------------------------------------

@@ -25,11 +25,12 @@ from engine.i18n import Message
 from engine.metadata.filters import parse_filter
 from engine.metadata.registry import Entity, Field, Registry, UnknownName
 from engine.runtime import migrate
+from engine.runtime import query as query_module
 from engine.runtime.access import Access
 from engine.runtime.actor import SYSTEM, Actor
 from engine.runtime.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from engine.runtime.hooks import HookContext, HookRegistry
-from engine.runtime.query import COUNT_LIMIT, MAX_PAGE, ListQuery, Page, QueryBuilder
+from engine.runtime.query import MAX_PAGE, ListQuery, Page, QueryBuilder
 from engine.runtime.tables import build_metadata
 
 Errors = dict[str, list[Message]]
@@ -189,7 +190,7 @@ class RecordService:
         columns += [expr.label(f"_k{i}") for i, (_, expr, _) in enumerate(keys)]
         page_where = list(where)
         if q.cursor:
-            page_where.append(qb.after(keys, qb.decode_cursor(q.cursor, len(keys))))
+            page_where.append(qb.after(keys, qb.decode_cursor(q.cursor, keys)))
         stmt = (sa.select(*columns).select_from(qb.from_clause()).where(*page_where)
                 .order_by(*qb.order_by(keys)).limit(limit + 1))
         if q.offset and not q.cursor:
@@ -198,10 +199,11 @@ class RecordService:
             rows = conn.execute(stmt).mappings().all()
             total, exact = None, False
             if q.count:
-                counted = sa.select(table.c.id).select_from(qb.from_clause()).where(*where).limit(COUNT_LIMIT + 1).subquery()
+                cap = query_module.COUNT_LIMIT
+                counted = sa.select(table.c.id).select_from(qb.from_clause()).where(*where).limit(cap + 1).subquery()
                 total = conn.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
-                exact = total <= COUNT_LIMIT
-                total = min(total, COUNT_LIMIT)
+                exact = total <= cap
+                total = min(total, cap)
         more = len(rows) > limit
         rows = rows[:limit]
         cursor = qb.encode_cursor([rows[-1][f"_k{i}"] for i in range(len(keys))]) if more and rows else None
@@ -457,8 +459,14 @@ class RecordService:
 
     def delete(self, entity_key: str, record_id: Any) -> dict[str, Any]:
         """Move a record to the recycle bin (children with on_delete: cascade go with it)."""
+        return self._delete(entity_key, record_id, None)
+
+    def _delete(self, entity_key: str, record_id: Any, at: datetime | None) -> dict[str, Any]:
+        # `at`: the moment of the parent's deletion when cascading, so restore can find the
+        # children that went to the recycle bin with their parent.
         entity = self.entity(entity_key)
         record_id = self._id(entity, record_id)
+        at = at or self.runtime.now()
         with self.transaction() as conn:
             old = self._fetch(conn, entity, record_id, lock=True)
             if old is None or old.get("deleted_at") is not None:
@@ -466,10 +474,10 @@ class RecordService:
             self._check(entity, "delete", old)
             ctx = HookContext(entity, "before_delete", dict(old), old, self.actor, self._hook_service(conn))
             self._run_hooks("before_delete", ctx)
-            self._apply_on_delete(conn, entity, record_id, purge=False)
+            self._apply_on_delete(conn, entity, record_id, purge=False, at=at)
             table = self.runtime.table(entity.key)
             conn.execute(sa.update(table).where(table.c.id == record_id)
-                         .values(deleted_at=self.runtime.now(), version=old["version"] + 1,
+                         .values(deleted_at=at, version=old["version"] + 1,
                                  updated_at=self.runtime.now(), updated_by=self.actor.user_id))
             self._history(conn, entity, record_id, "delete", {})
             self._refresh_rollups(conn, entity, old, None)
@@ -491,6 +499,15 @@ class RecordService:
                          .values(deleted_at=None, version=old["version"] + 1,
                                  updated_at=self.runtime.now(), updated_by=self.actor.user_id))
             self._history(conn, entity, record_id, "restore", {})
+            # Children that on_delete: cascade sent to the recycle bin with this record come back.
+            service = self._hook_service(conn)
+            for ref in self.registry.referencing(entity.key):
+                if ref.options.get("on_delete", "restrict") != "cascade":
+                    continue
+                child = self.runtime.table(ref.entity)
+                stmt = sa.select(child.c.id).where(child.c[ref.name] == record_id, child.c.deleted_at == old["deleted_at"])
+                for child_id in conn.execute(stmt).scalars().all():
+                    service.restore(ref.entity, child_id)
             restored = {**old, "deleted_at": None}
             self._refresh_rollups(conn, entity, None, restored)
             return self._fetch(conn, entity, record_id) or restored
@@ -511,7 +528,8 @@ class RecordService:
             conn.execute(sa.delete(table).where(table.c.id == record_id))
             self._history(conn, entity, record_id, "purge", {})
 
-    def _apply_on_delete(self, conn: Connection, entity: Entity, record_id: int, purge: bool) -> None:
+    def _apply_on_delete(self, conn: Connection, entity: Entity, record_id: int, purge: bool,
+                         at: datetime | None = None) -> None:
         for ref in self.registry.referencing(entity.key):
             child = self.registry.entities[ref.entity]
             table = self.runtime.table(child.key)
@@ -530,9 +548,13 @@ class RecordService:
                         conn.execute(sa.update(table).where(table.c.id == child_id).values(deleted_at=self.runtime.now()))
                         service.purge(child.key, child_id)
                     else:
-                        service.delete(child.key, child_id)
+                        service._delete(child.key, child_id, at)
             elif rule == "set_null" and purge:
-                conn.execute(sa.update(table).where(table.c[ref.name] == record_id).values({ref.name: None}))
+                now = self.runtime.now()
+                for child_id in conn.execute(sa.select(table.c.id).where(table.c[ref.name] == record_id)).scalars().all():
+                    conn.execute(sa.update(table).where(table.c.id == child_id).values(
+                        {ref.name: None, "version": table.c.version + 1, "updated_at": now, "updated_by": self.actor.user_id}))
+                    self._history(conn, child, child_id, "update", {ref.name: (record_id, None)})
 
     # -- rollups --------------------------------------------------------------------------------
     def _refresh_rollups(self, conn: Connection, child: Entity, before: Mapping[str, Any] | None,
@@ -616,6 +638,10 @@ class RecordService:
                 chunk = db_rows[start:start + 1000]
                 result = conn.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), chunk)
                 ids += [int(r[0]) for r in result]
+            # Parents' rollups: once per distinct parent, not once per row.
+            vias = sorted({f.options["via"] for f in self.runtime.rollups.get(entity.key, [])})
+            for parents in {tuple(values.get(v) for v in vias) for values in prepared}:
+                self._refresh_rollups(conn, entity, None, dict(zip(vias, parents, strict=True)))
             if history:
                 conn.execute(sa.insert(self.runtime.table("crm_history")), [
                     {"entity": entity.key, "record_id": i, "action": "create", "field": None, "old_value": None,
@@ -647,9 +673,32 @@ class RecordService:
             found: set[int] = set()
             id_list = sorted(ids)
             for start in range(0, len(id_list), 5000):
-                found |= set(conn.execute(sa.select(table.c.id).where(table.c.id.in_(id_list[start:start + 5000]))).scalars())
+                stmt = sa.select(table.c.id).where(table.c.id.in_(id_list[start:start + 5000]))
+                if target != "crm_user":
+                    stmt = stmt.where(table.c.deleted_at.is_(None))
+                found |= set(conn.execute(stmt).scalars())
             if ids - found:
-                errors[f"*.{target}"] = [Message("no_such_record", {"entity": target, "value": sorted(ids - found)[0]})]
+                code = "no_such_user" if target == "crm_user" else "no_such_record"
+                label = self.registry.entities[target].label["en"] if target != "crm_user" else ""
+                errors[f"*.{target}"] = [Message(code, {"entity": label, "value": sorted(ids - found)[0]})]
+        table = self.runtime.table(entity.key)
+        for f in entity.user_fields:
+            if not f.unique or f.kind.derived:
+                continue
+            seen: dict[Any, int] = {}
+            for i, values in enumerate(prepared):
+                value = values.get(f.name)
+                if value is None:
+                    continue
+                key = f.kind.to_db(value)
+                if key in seen:
+                    errors.setdefault(f"{i}.{f.name}", []).append(Message("not_unique", {"value": value}))
+                seen.setdefault(key, i)
+            keys = list(seen)
+            for start in range(0, len(keys), 5000):
+                stmt = sa.select(table.c[f.name]).where(table.c[f.name].in_(keys[start:start + 5000]))
+                for taken in conn.execute(stmt).scalars():
+                    errors.setdefault(f"{seen[taken]}.{f.name}", []).append(Message("not_unique", {"value": taken}))
         if errors:
             raise ValidationFailed(errors)
 
