@@ -7,7 +7,7 @@ filter on it with an index like any other column.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -63,9 +63,9 @@ class ComputedType(FieldType):
         if result is None:
             return None
         if field.options.get("result") == "integer":
-            return int(result.to_integral_value())
+            return int(result.to_integral_value(ROUND_HALF_UP))
         scale = int(field.options.get("scale", 2))
-        return result.quantize(Decimal(1).scaleb(-scale))
+        return result.quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP)
 
     def to_json(self, field: Field, value: Any) -> Any:
         return self.result_type(field).to_json(field, value)

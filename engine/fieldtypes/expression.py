@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Mapping
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "round": lambda x, n=0: None if x is None else round(x, int(n)),
+    "round": lambda x, n=0: None if x is None else x.quantize(Decimal(1).scaleb(-int(n)), ROUND_HALF_UP),
     "min": lambda *xs: None if None in xs else min(xs),
     "max": lambda *xs: None if None in xs else max(xs),
     "abs": lambda x: None if x is None else abs(x),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -48,7 +48,8 @@ class NumberLike(FieldType):
     def coerce(self, field: Field, value: Any, ctx: ValueContext) -> Any:
         number = self.parse_number(value)
         precision, scale = self.digits(field)
-        number = number.quantize(Decimal(1).scaleb(-scale)) if scale else number.to_integral_value()
+        # Half up (四舍五入), as invoices and Chinese accounting practice round.
+        number = number.quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP) if scale else number.to_integral_value(ROUND_HALF_UP)
         if number.adjusted() >= precision - scale:
             raise FieldValueError("too_many_digits", digits=precision - scale)
         self.check_range(field, number)

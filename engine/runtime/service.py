@@ -293,6 +293,11 @@ class RecordService:
             stmt = sa.select(table.c.id).where(table.c.id.in_(list(ids)))
             if target != "crm_user":
                 stmt = stmt.where(table.c.deleted_at.is_(None))
+                # A link may only point at a record the caller can read: otherwise its title
+                # would leak through the link, and the id would confirm the record exists.
+                scope = self.runtime.access.clause(self.actor, self.registry.entities[target], table)
+                if scope is not None:
+                    stmt = stmt.where(scope)
             found = set(conn.execute(stmt).scalars())
             for missing in set(ids) - found:
                 for name in ids[missing]:

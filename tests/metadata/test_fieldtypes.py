@@ -113,7 +113,8 @@ def test_integer(registry: Registry) -> None:
 def test_decimal_scale_and_precision(registry: Registry) -> None:
     rating = field(registry, "rating")  # precision 5, scale 2
     assert coerce(rating, "3.14159") == Decimal("3.14")
-    assert coerce(rating, "2.345") == Decimal("2.34")  # half-even (banker's rounding), as the runtime expects
+    assert coerce(rating, "2.345") == Decimal("2.35")  # half up (四舍五入)
+    assert coerce(rating, "-2.345") == Decimal("-2.35")
     assert coerce(rating, "2.355") == Decimal("2.36")
     assert coerce(rating, "999.99") == Decimal("999.99")
     refused(rating, "1000", "too_many_digits")
@@ -367,7 +368,7 @@ def test_expression_evaluation_with_decimal() -> None:
     assert expression.evaluate(expression.parse("a / b"), {"a": 0, "b": 0}) is None
     assert expression.evaluate(expression.parse("-a + +b"), {"a": 2, "b": 5}) == Decimal("3")
     assert expression.evaluate(expression.parse("round(a, 2)"), {"a": Decimal("2.675")}) == Decimal("2.68")
-    assert expression.evaluate(expression.parse("round(a)"), {"a": Decimal("2.5")}) == Decimal("2")  # half-even
+    assert expression.evaluate(expression.parse("round(a)"), {"a": Decimal("2.5")}) == Decimal("3")  # half up
     assert expression.evaluate(expression.parse("min(a, b) + max(a, b)"), {"a": 1, "b": 4}) == Decimal("5")
     assert expression.evaluate(expression.parse("coalesce(a, b, 0)"), {"a": None, "b": None}) == Decimal("0")
     assert expression.evaluate(expression.parse("abs(a)"), {"a": -2}) == Decimal("2")

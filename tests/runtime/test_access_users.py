@@ -59,11 +59,15 @@ def test_rep_without_permission_is_forbidden(runtime: Runtime, alice: User) -> N
 
 
 def test_references_to_invisible_records(runtime: Runtime, alice: User, bob: User) -> None:
-    """A rep may link to a record id only if it exists; titles of linked records are joined."""
+    """A rep may link only to records she can read: the link would leak the other's title."""
     theirs = runtime.records(bob.actor()).create("account", {"name": "bob's"})
     as_alice = runtime.records(alice.actor())
-    child = as_alice.create("account", {"name": "child", "parent": theirs["id"]})
-    assert child["_titles"]["parent"] == "bob's"
+    with pytest.raises(ValidationFailed) as caught:
+        as_alice.create("account", {"name": "child", "parent": theirs["id"]})
+    assert "parent" in caught.value.errors
+    mine = as_alice.create("account", {"name": "mine"})
+    child = as_alice.create("account", {"name": "child", "parent": mine["id"]})
+    assert child["_titles"]["parent"] == "mine"
 
 
 def test_bulk_create_as_a_user(runtime: Runtime, alice: User, bob: User) -> None:

@@ -77,7 +77,7 @@ def test_decimal_precision_is_exact(rec: RecordService) -> None:
     assert got["share"] == Decimal("0.10")
     assert rec.to_json("account", got)["revenue"] == "9999999999999.99"
     b = rec.create("account", {"name": "B", "revenue": "0.005", "rating": "-0.015"})
-    assert (b["revenue"], b["rating"]) == (Decimal("0.00"), Decimal("-0.02"))  # half-even
+    assert (b["revenue"], b["rating"]) == (Decimal("0.01"), Decimal("-0.02"))  # half up (四舍五入)
 
 
 def test_empty_values_clear_fields(rec: RecordService) -> None:
