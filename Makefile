@@ -18,6 +18,8 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/pytest
+	$(BIN)/ruff check engine packs tests
+	$(BIN)/mypy engine
 
 lint: install
 	$(BIN)/ruff check engine packs tests

@@ -120,7 +120,7 @@ class RecordService:
                 "zh": f"您无权对此{entity.label['zh']}执行该操作。"}}))
 
     # -- reading --------------------------------------------------------------------------------
-    def _decode(self, entity: Entity, row: Mapping[str, Any]) -> dict[str, Any]:
+    def _decode(self, entity: Entity, row: Mapping[str, Any] | sa.RowMapping) -> dict[str, Any]:
         record: dict[str, Any] = {}
         titles: dict[str, Any] = {}
         for key, value in row.items():
@@ -633,7 +633,7 @@ class RecordService:
             table = self.runtime.table(entity.key)
             db_rows = []
             for values in prepared:
-                row = {f.name: None for f in entity.user_fields}
+                row: dict[str, Any] = {f.name: None for f in entity.user_fields}
                 row.update(self._to_row(entity, values))
                 row.update(created_at=now, updated_at=now, created_by=self.actor.user_id,
                            updated_by=self.actor.user_id, version=1, deleted_at=None)
