@@ -368,6 +368,29 @@ class RecordService:
     def _stage_fields(self, entity: Entity, changed: set[str]) -> list[str]:
         return [f.name for f in entity.fields_of_type("stage") if f.name in changed]
 
+    def _prepare(self, conn: Connection, ctx: HookContext, errors: Errors) -> tuple[dict[str, Any], set[str]]:
+        """The shared first half of create and update: hooks around validation, then derivation.
+
+        Returns the record to save and the names of the fields this write changes.
+        """
+        entity, old = ctx.entity, ctx.old
+        self._run_hooks("before_validate", ctx)
+        record = ctx.record
+        if old is None:
+            changed = {k for k, v in record.items() if v is not None}
+        else:
+            changed = {k for k in record if k in entity.fields and record[k] != old.get(k)}
+        self._validate(conn, entity, record, old, changed, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        self._run_hooks("after_validate", ctx)
+        for name in self._stage_fields(entity, changed):
+            ctx.stage_field = name
+            self._run_hooks("before_stage_change", ctx)
+        self._run_hooks("before_save", ctx)
+        self._derive(conn, entity, record, creating=old is None)
+        return record, changed
+
     # -- writing --------------------------------------------------------------------------------
     def create(self, entity_key: str, data: Mapping[str, Any]) -> dict[str, Any]:
         entity = self.entity(entity_key)
@@ -379,18 +402,7 @@ class RecordService:
             values["owner"] = self.actor.user_id
         with self.transaction() as conn:
             ctx = HookContext(entity, "before_validate", values, None, self.actor, self._hook_service(conn), is_new=True)
-            self._run_hooks("before_validate", ctx)
-            record = ctx.record
-            changed = {k for k, v in record.items() if v is not None}
-            self._validate(conn, entity, record, None, changed, errors)
-            if errors:
-                raise ValidationFailed(errors)
-            self._run_hooks("after_validate", ctx)
-            for name in self._stage_fields(entity, changed):
-                ctx.stage_field = name
-                self._run_hooks("before_stage_change", ctx)
-            self._run_hooks("before_save", ctx)
-            self._derive(conn, entity, record, creating=True)
+            record, changed = self._prepare(conn, ctx, errors)
             now = self.runtime.now()
             row = self._to_row(entity, record)
             row.update(created_at=now, updated_at=now, created_by=self.actor.user_id,
@@ -427,18 +439,7 @@ class RecordService:
                 self._check(entity, "assign", old)
             record = {**old, **values}
             ctx = HookContext(entity, "before_validate", record, old, self.actor, self._hook_service(conn))
-            self._run_hooks("before_validate", ctx)
-            record = ctx.record
-            changed = {k for k in record if k in entity.fields and record[k] != old.get(k)}
-            self._validate(conn, entity, record, old, changed, errors)
-            if errors:
-                raise ValidationFailed(errors)
-            self._run_hooks("after_validate", ctx)
-            for name in self._stage_fields(entity, changed):
-                ctx.stage_field = name
-                self._run_hooks("before_stage_change", ctx)
-            self._run_hooks("before_save", ctx)
-            self._derive(conn, entity, record, creating=False)
+            record, changed = self._prepare(conn, ctx, errors)
             # The caller must still be allowed to edit the record as it will be saved.
             self._check(entity, "edit", record)
             changes = {k: (old.get(k), record.get(k)) for k in entity.fields
