@@ -490,16 +490,21 @@ class RecordService:
             self._run_hooks("after_delete", ctx)
             return self._fetch(conn, entity, record_id) or old
 
+    def _binned(self, conn: Connection, entity: Entity, record_id: int) -> dict[str, Any]:
+        """A record in the recycle bin that the actor may restore or purge (locked for the change)."""
+        old = self._fetch(conn, entity, record_id, lock=True)
+        if old is None:
+            raise self._not_found(entity, record_id)
+        self._check(entity, "delete", old)
+        if old.get("deleted_at") is None:
+            raise ValidationFailed({"": [Message("not_deleted")]})
+        return old
+
     def restore(self, entity_key: str, record_id: Any) -> dict[str, Any]:
         entity = self.entity(entity_key)
         record_id = self._id(entity, record_id)
         with self.transaction() as conn:
-            old = self._fetch(conn, entity, record_id, lock=True)
-            if old is None:
-                raise self._not_found(entity, record_id)
-            self._check(entity, "delete", old)
-            if old.get("deleted_at") is None:
-                raise ValidationFailed({"": [Message("not_deleted")]})
+            old = self._binned(conn, entity, record_id)
             table = self.runtime.table(entity.key)
             conn.execute(sa.update(table).where(table.c.id == record_id)
                          .values(deleted_at=None, version=old["version"] + 1,
@@ -523,12 +528,7 @@ class RecordService:
         entity = self.entity(entity_key)
         record_id = self._id(entity, record_id)
         with self.transaction() as conn:
-            old = self._fetch(conn, entity, record_id, lock=True)
-            if old is None:
-                raise self._not_found(entity, record_id)
-            self._check(entity, "delete", old)
-            if old.get("deleted_at") is None:
-                raise ValidationFailed({"": [Message("not_deleted")]})
+            self._binned(conn, entity, record_id)  # checks: exists, in the bin, allowed
             self._apply_on_delete(conn, entity, record_id, purge=True)
             table = self.runtime.table(entity.key)
             conn.execute(sa.delete(table).where(table.c.id == record_id))
