@@ -38,6 +38,7 @@ class ListQuery:
     limit: int = 50
     offset: int = 0
     cursor: str | None = None  # keyset: continue after the row this cursor names
+    before: str | None = None  # keyset backwards: the page that ends just before this cursor's row
     trash: bool = False  # the recycle bin instead of live records
     count: bool = True
     titles: Sequence[str] | None = None  # reference/user fields whose titles to join (None: all)
@@ -50,6 +51,7 @@ class Page:
     total_exact: bool
     next_cursor: str | None
     sort: tuple[str, ...] = ()
+    prev_cursor: str | None = None  # set when rows exist before this page (keyset pages only)
     statements: int = field(default=0, compare=False)
 
 
@@ -143,9 +145,23 @@ class QueryBuilder:
         return keys
 
     @staticmethod
-    def order_by(keys: list[tuple[str, sa.ColumnElement[Any], bool]]) -> list[Any]:
-        # NULLs last in both directions, on every database, so keyset conditions stay simple.
+    def order_by(keys: list[tuple[str, sa.ColumnElement[Any], bool]], reverse: bool = False) -> list[Any]:
+        # NULLs last in both directions, on every database, so keyset conditions stay simple;
+        # `reverse` is the exact mirror (used to read the page before a cursor).
+        if reverse:
+            return [(e.asc() if d else e.desc()).nulls_first() for _, e, d in keys]
         return [(e.desc() if d else e.asc()).nulls_last() for _, e, d in keys]
+
+    @staticmethod
+    def before(keys: list[tuple[str, sa.ColumnElement[Any], bool]], values: list[Any]) -> sa.ColumnElement[bool]:
+        """Rows strictly before `values` in the order `keys` define (NULLs sort last)."""
+        ors = []
+        for i, (_, expr, desc) in enumerate(keys):
+            eqs = [e.is_(None) if v is None else e == v for (_, e, _), v in zip(keys[:i], values[:i], strict=True)]
+            value = values[i]
+            earlier = expr.is_not(None) if value is None else ((expr > value) if desc else (expr < value))
+            ors.append(sa.and_(*eqs, earlier))
+        return sa.or_(*ors)
 
     @staticmethod
     def after(keys: list[tuple[str, sa.ColumnElement[Any], bool]], values: list[Any]) -> sa.ColumnElement[bool]:

@@ -189,11 +189,14 @@ class RecordService:
         columns = list(table.c) + [qb.title_column(f).label(f"{f.name}__title") for f in titles]
         columns += [expr.label(f"_k{i}") for i, (_, expr, _) in enumerate(keys)]
         page_where = list(where)
+        backwards = bool(q.before) and not q.cursor
         if q.cursor:
             page_where.append(qb.after(keys, qb.decode_cursor(q.cursor, keys)))
+        elif q.before:
+            page_where.append(qb.before(keys, qb.decode_cursor(q.before, keys)))
         stmt = (sa.select(*columns).select_from(qb.from_clause()).where(*page_where)
-                .order_by(*qb.order_by(keys)).limit(limit + 1))
-        if q.offset and not q.cursor:
+                .order_by(*qb.order_by(keys, reverse=backwards)).limit(limit + 1))
+        if q.offset and not (q.cursor or q.before):
             stmt = stmt.offset(max(0, int(q.offset)))
         with self.transaction() as conn:
             rows = conn.execute(stmt).mappings().all()
@@ -205,10 +208,21 @@ class RecordService:
                 exact = total <= cap
                 total = min(total, cap)
         more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = qb.encode_cursor([rows[-1][f"_k{i}"] for i in range(len(keys))]) if more and rows else None
+        rows = list(rows[:limit])
+        if backwards:
+            rows.reverse()
+
+        def cursor_of(row: sa.RowMapping) -> str:
+            return qb.encode_cursor([row[f"_k{i}"] for i in range(len(keys))])
+
+        # Going forwards there is a next page when a row beyond the limit came back, and a
+        # previous one whenever we started past the first row; backwards, the other way round.
+        has_next = True if backwards else more
+        has_prev = more if backwards else bool(q.cursor or q.offset)
+        next_cursor = cursor_of(rows[-1]) if has_next and rows else None
+        prev_cursor = cursor_of(rows[0]) if has_prev and rows else None
         decoded = [self._decode(entity, {k: v for k, v in r.items() if not k.startswith("_k")}) for r in rows]
-        return Page(decoded, total, exact, cursor, tuple(sort))
+        return Page(decoded, total, exact, next_cursor, tuple(sort), prev_cursor)
 
     def history(self, entity_key: str, record_id: Any) -> list[dict[str, Any]]:
         entity = self.entity(entity_key)

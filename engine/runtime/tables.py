@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from engine.fieldtypes.reference import ID_TYPE
 from engine.metadata.registry import Entity, Registry
 
-SYSTEM_TABLES = ("crm_user", "crm_user_role", "crm_history", "crm_counter", "crm_customization", "crm_pack")
+SYSTEM_TABLES = ("crm_user", "crm_user_role", "crm_history", "crm_counter", "crm_customization", "crm_pack",
+                 "crm_session", "crm_login_failure", "crm_api_token", "crm_saved_view")
 
 
 def index_name(table: str, columns: list[str], unique: bool = False) -> str:
@@ -81,6 +82,46 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("version", sa.String(32), nullable=False),
         sa.Column("installed_at", sa.DateTime, nullable=False),
+    )
+    # Server-side sessions: the signed cookie carries only the id, so logout really ends a session.
+    sa.Table(
+        "crm_session", metadata,
+        sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the random token in the cookie
+        sa.Column("user_id", ID_TYPE, nullable=False, index=True),
+        sa.Column("csrf", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("expires_at", sa.DateTime, nullable=False),
+        sa.Column("address", sa.String(64)),
+    )
+    # Failed sign-ins per account ("user:NAME") and per address ("addr:IP"), for throttling.
+    sa.Table(
+        "crm_login_failure", metadata,
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("first_at", sa.DateTime, nullable=False),
+        sa.Column("locked_until", sa.DateTime),
+    )
+    sa.Table(
+        "crm_api_token", metadata,
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("user_id", ID_TYPE, nullable=False, index=True),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex; the token is shown once
+        sa.Column("prefix", sa.String(12), nullable=False),  # first characters, to tell tokens apart
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("last_used_at", sa.DateTime),
+        sa.Column("revoked_at", sa.DateTime),
+    )
+    # List views a user saved for themselves: filters, search, columns and sort of one entity.
+    sa.Table(
+        "crm_saved_view", metadata,
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("user_id", ID_TYPE, nullable=False),
+        sa.Column("entity", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("data", sa.Text, nullable=False),  # JSON: {filters, search, columns, sort}
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Index("ix_crm_saved_view_user", "user_id", "entity"),
     )
 
 

@@ -212,6 +212,16 @@ def test_offset_and_keyset_pages_agree(rec: RecordService) -> None:
         assert keyset_walk == offset_walk, sort
         assert sorted(keyset_walk) == sorted(set(keyset_walk)) and len(keyset_walk) == 23
         assert pages == 6
+        # ...and walking back from the last page with `before` visits the same pages in reverse.
+        back_walk = list(_ids(page))
+        assert page.prev_cursor
+        before: str | None = page.prev_cursor
+        while before:
+            page = rec.query("deal", ListQuery(sort=sort, limit=4, before=before, count=False))
+            assert len(page.rows) == 4 and page.next_cursor
+            back_walk = _ids(page) + back_walk
+            before = page.prev_cursor
+        assert back_walk == offset_walk, sort
         # NULLs last in both directions
         key = (sort or ["-close_on"])[0].lstrip("-")
         if key in ("amount", "close_on"):
