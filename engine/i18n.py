@@ -46,6 +46,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "unknown_entity": {"en": "There is no entity '{entity}'.", "zh": "不存在实体“{entity}”。"},
     "bad_filter": {"en": "Bad filter '{filter}': {reason}", "zh": "筛选条件“{filter}”有误：{reason}"},
     "bad_sort": {"en": "Cannot sort by '{field}'.", "zh": "不能按“{field}”排序。"},
+    "bad_sum": {"en": "Cannot add up '{field}': it is not a number.", "zh": "不能对“{field}”求和：它不是数字。"},
     "bad_cursor": {"en": "The page cursor is invalid or expired.", "zh": "分页游标无效或已过期。"},
     "not_deleted": {"en": "This record is not in the recycle bin.", "zh": "此记录不在回收站中。"},
     "already_deleted": {"en": "This record is in the recycle bin.", "zh": "此记录已在回收站中。"},

@@ -10,6 +10,7 @@ from engine.metadata.registry import (
     Board,
     Entity,
     Field,
+    HomeCard,
     ListLayout,
     MenuGroup,
     Option,
@@ -61,6 +62,7 @@ def compile_registry(comp: Composition) -> Registry:
         picklists=frozen(picklists),
         roles=frozen(roles),
         menu=menu,
+        home=tuple(HomeCard(c["entity"], c["view"], bool(c.get("mine")), c.get("label")) for c, _, _ in comp.home),
         settings=frozen(settings),
         messages=frozen({lang: frozen(msgs) for lang, msgs in comp.locales.items()}),
     )

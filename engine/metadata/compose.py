@@ -83,6 +83,7 @@ class Composition:
     roles: dict[str, RoleDraft] = field(default_factory=dict)
     locales: dict[str, dict[str, str]] = field(default_factory=dict)
     menu: dict[str, dict[str, Any]] = field(default_factory=dict)
+    home: list[tuple[dict[str, Any], PackSource, int]] = field(default_factory=list)  # (card, pack, index)
     settings: dict[str, tuple[dict[str, Any], PackSource]] = field(default_factory=dict)
     errors: list[PackError] = field(default_factory=list)
     broken: set[tuple[str, str]] = field(default_factory=set)  # (file, path) with schema errors
@@ -296,6 +297,9 @@ def _merge_manifest(comp: Composition, pack: PackSource) -> None:
         entry = comp.menu.setdefault(group["group"], {"label": group.get("label"), "entities": [], "doc": pack.manifest})
         entry["label"] = entry["label"] or group.get("label")
         entry["entities"] += [e for e in _list(group.get("entities")) if e not in entry["entities"]]
+    for i, card in enumerate(_list(data.get("home"))):
+        if isinstance(card, dict):
+            comp.home.append((card, pack, i))
     for key, spec in _dict(data.get("settings")).items():
         if not isinstance(spec, dict):
             continue
@@ -324,9 +328,26 @@ def check_references(comp: Composition) -> None:
                         comp.errors.append(manifest.error(("menu", i, "entities", j), f"unknown entity '{entity}'"))
         if not entry["label"]:
             comp.errors.append(manifest.error(("menu",), f"menu group '{name}' needs a label"))
+    for card, pack, i in comp.home:
+        draft = comp.entities.get(str(card.get("entity")))
+        if draft is None:
+            comp.errors.append(pack.manifest.error(("home", i, "entity"), f"unknown entity '{card.get('entity')}'"))
+        elif card.get("view") not in _view_keys(draft):
+            comp.errors.append(pack.manifest.error(("home", i, "view"),
+                                                   f"entity '{draft.key}' has no list view '{card.get('view')}'"))
     for key, (spec, pack) in comp.settings.items():
         if spec.get("type") == "choice" and not spec.get("options"):
             comp.errors.append(pack.manifest.error(("settings", key), "a choice setting needs options"))
+
+
+def _view_keys(draft: EntityDraft) -> set[str]:
+    """Keys of the list views every document of an entity declares (defining and extending)."""
+    keys = set()
+    for doc in draft.docs:
+        for view in _list(_dict(_dict(doc.data.get("layouts")).get("list")).get("views")):
+            if isinstance(view, dict):
+                keys.add(view.get("key"))
+    return keys
 
 
 def _visible_fields(comp: Composition, draft: EntityDraft, pack: str) -> set[str]:

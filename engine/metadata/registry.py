@@ -204,6 +204,16 @@ class MenuGroup:
 
 
 @dataclass(frozen=True)
+class HomeCard:
+    """A card of the home page: a list view of an entity, optionally only the user's own records."""
+
+    entity: str
+    view: str
+    mine: bool = False
+    label: Label | None = None
+
+
+@dataclass(frozen=True)
 class Setting:
     key: str
     type: str
@@ -231,6 +241,7 @@ class Registry:
     picklists: Mapping[str, Picklist]
     roles: Mapping[str, Role]
     menu: tuple[MenuGroup, ...]
+    home: tuple[HomeCard, ...]
     settings: Mapping[str, Setting]
     messages: Mapping[str, Mapping[str, str]]  # language -> key -> text, from packs' locales
 

@@ -88,7 +88,6 @@ def system_tables(metadata: sa.MetaData) -> None:
         "crm_session", metadata,
         sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the random token in the cookie
         sa.Column("user_id", ID_TYPE, nullable=False, index=True),
-        sa.Column("csrf", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("expires_at", sa.DateTime, nullable=False),
         sa.Column("address", sa.String(64)),

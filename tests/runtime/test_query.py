@@ -4,6 +4,7 @@ bad input as BadQuery, and a statement count independent of the page size (no N+
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -287,3 +288,22 @@ def test_listing_is_free_of_n_plus_one(runtime: Runtime, rec: RecordService, ali
     # writing a record costs a bounded number of statements too, whatever the table holds
     one = _count_statements(runtime, lambda: rec.create("deal", {"name": "x", "account": accts[0]}))
     assert one <= 20
+
+
+def test_summarize_counts_and_sums_within_scope(runtime: Runtime, rec: RecordService, alice: User, bob: User) -> None:
+    acct = rec.create("account", {"name": "A"})
+    rows = [{"name": "a1", "account": acct["id"], "amount": "100.10", "stage": "qualify", "owner": alice.id},
+            {"name": "a2", "account": acct["id"], "amount": "50", "stage": "qualify", "owner": alice.id},
+            {"name": "a3", "account": acct["id"], "amount": "7", "stage": "proposal", "owner": alice.id},
+            {"name": "a4", "account": acct["id"], "amount": None, "owner": alice.id},
+            {"name": "b1", "account": acct["id"], "amount": "999", "stage": "qualify", "owner": bob.id}]
+    rec.bulk_create("deal", rows)
+    everything = rec.summarize("deal", None, "stage", ["amount"])
+    assert everything["qualify"] == {"count": 4, "sums": {"amount": Decimal("1149.10")}}  # NULL adds nothing
+    assert everything["proposal"] == {"count": 1, "sums": {"amount": Decimal("7.00")}}
+    mine = runtime.records(alice.actor()).summarize("deal", None, "stage", ["amount"])
+    assert mine["qualify"] == {"count": 3, "sums": {"amount": Decimal("150.10")}}  # bob's deal is not counted
+    filtered = rec.summarize("deal", ListQuery(filters=["amount gt 60"]), "stage", ["amount"])
+    assert {k: v["count"] for k, v in filtered.items()} == {"qualify": 2}
+    with pytest.raises(BadQuery):
+        rec.summarize("deal", None, "stage", ["name"])
