@@ -25,14 +25,13 @@ lint: install
 	$(BIN)/ruff check engine packs tests
 	$(BIN)/mypy engine
 
-# The demo database is a SQLite file in this folder; the UI and demo data arrive with later issues.
+# The demo: the standard CRM in a SQLite file in this folder, demo users and data, then the
+# server on http://127.0.0.1:8000 (Ctrl-C stops it). `crm demo` prints the users and passwords.
 demo: install
 	CRM_DATABASE_URL=$(DEMO_DB) $(BIN)/crm pack validate packs/standard_crm
 	CRM_DATABASE_URL=$(DEMO_DB) $(BIN)/crm db migrate
-	@echo
-	@echo "The standard CRM is migrated into crm.sqlite3. Try:"
-	@echo "  $(BIN)/crm record create customer --data '{\"name\": \"上海示例贸易有限公司\"}'"
-	@echo "  $(BIN)/crm record list customer --sort -created_at"
+	CRM_DATABASE_URL=$(DEMO_DB) $(BIN)/crm demo
+	CRM_DATABASE_URL=$(DEMO_DB) $(BIN)/crm serve --host 127.0.0.1 --port 8000
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -8,7 +8,8 @@
     timezone = "Asia/Shanghai"
 
 Environment: CRM_CONFIG (another file), CRM_PACKS (comma-separated), CRM_DATABASE_URL,
-CRM_FILES_DIR, CRM_LANGUAGE, CRM_TIMEZONE, CRM_SECRET_KEY.
+CRM_FILES_DIR, CRM_LANGUAGE, CRM_TIMEZONE, CRM_SECRET_KEY (signs session cookies; every worker
+must share it), CRM_SECURE_COOKIES (1: cookies over HTTPS only).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Config:
     language: str = "zh"
     timezone: str = "Asia/Shanghai"
     secret_key: str = ""
+    secure_cookies: bool = False  # send the session cookie over HTTPS only (set behind TLS)
     pack_search: tuple[Path, ...] = field(default=(Path("packs"), PROJECT_PACKS))
 
     def pack_dirs(self) -> list[Path]:
@@ -62,6 +64,7 @@ def load_config(path: str | None = None) -> Config:
         language=env.get("CRM_LANGUAGE") or str(values.get("language", Config.language)),
         timezone=env.get("CRM_TIMEZONE") or str(values.get("timezone", Config.timezone)),
         secret_key=env.get("CRM_SECRET_KEY") or str(values.get("secret_key", "")),
+        secure_cookies=(env.get("CRM_SECURE_COOKIES") or str(values.get("secure_cookies", ""))).lower() in ("1", "true", "yes"),
     )
     if config.language not in ("zh", "en"):
         raise ConfigError(f"language must be zh or en, not {config.language!r}")

@@ -1,0 +1,489 @@
+"""The generated screens of every entity: list, detail, form, board, recycle bin, bulk actions
+and CSV export. Everything they show comes from the registry; every read and write goes through
+the record service as the signed-in user, so its scope and rules apply here too."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.datastructures import QueryParams, UploadFile
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from engine.fieldtypes.base import FieldValueError
+from engine.i18n import Message
+from engine.metadata.registry import Entity, Field, Section, text
+from engine.runtime import files
+from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
+from engine.runtime.query import ListQuery
+from engine.ui import listing
+from engine.ui.render import display
+from engine.ui.web import Ctx, page
+
+BOARD_CARDS = 30  # cards shown per board column; the column's count and sums cover all records
+EXPORT_BATCH = 500
+
+
+# -- shared lookups -------------------------------------------------------------------------------
+
+def entity_of(ctx: Ctx) -> Entity:
+    entity = ctx.records.entity(ctx.request.path_params["entity"])  # NotFound for unknown keys
+    if not ctx.can(entity, "read"):
+        raise NotFound(Message("unknown_entity", {"entity": entity.key}))
+    return entity
+
+
+def sections(entity: Entity, kind: str = "detail") -> tuple[Section, ...]:
+    chosen = entity.detail if kind == "detail" else entity.form
+    chosen = chosen or entity.form or entity.detail
+    if chosen:
+        return chosen
+    return (Section({"en": "Details", "zh": "详细信息"}, tuple(f.name for f in entity.user_fields), 2),)
+
+
+def editable(f: Field) -> bool:
+    return not f.system and not f.kind.derived and not f.read_only
+
+
+def users(ctx: Ctx) -> list[dict[str, Any]]:
+    """Active users for user pickers (an SME has a few hundred at most)."""
+    table = ctx.runtime.table("crm_user")
+    with ctx.runtime.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.display_name).where(table.c.is_active.is_(True))
+                            .order_by(table.c.display_name)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def title_of(entity: Entity, record: dict[str, Any]) -> str:
+    value = record.get(entity.title)
+    return str(value) if value not in (None, "") else f"#{record.get('id')}"
+
+
+def errors_text(ctx: Ctx, exc: RecordError) -> str:
+    if isinstance(exc, ValidationFailed):
+        return " ".join(m.text(ctx.language) for ms in exc.errors.values() for m in ms)
+    return exc.message.text(ctx.language)
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+def list_request(ctx: Ctx, entity: Entity) -> listing.ListRequest:
+    assert ctx.user is not None
+    saved = listing.saved_views(ctx.runtime, ctx.user.id, entity.key)
+    req = listing.parse(entity, ctx.request.query_params, saved)
+    return listing.resolve_title_filters(ctx.runtime, ctx.records, req)
+
+
+@page()
+def list_view(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    assert ctx.user is not None
+    saved = listing.saved_views(ctx.runtime, ctx.user.id, entity.key)
+    req = listing.resolve_title_filters(ctx.runtime, ctx.records, listing.parse(entity, ctx.request.query_params, saved))
+    result = ctx.records.query(entity.key, req.query())
+    columns = [entity.field(c) for c in req.columns if entity.has(c)]
+    return ctx.render("list.html", entity=entity, req=req, page=result, columns=columns, saved=saved,
+                      filter_fields=listing.filter_fields(entity), users=users(ctx), base=f"/app/{entity.key}",
+                      all_columns=[f for f in entity.fields.values() if f.name not in ("deleted_at", "version")])
+
+
+@page()
+def save_view(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    assert ctx.user is not None and ctx.form is not None
+    query = str(ctx.form.get("query", ""))
+    req = listing.parse(entity, QueryParams(query))
+    ctx.records.query(entity.key, listing.resolve_title_filters(ctx.runtime, ctx.records, req).query(count=False))
+    name = ctx.param("name") or ctx.t("my_view")
+    view_id = listing.save_view(ctx.runtime, ctx.user.id, req, name)
+    ctx.flash(ctx.t("view_saved", name=name))
+    return ctx.redirect(f"/app/{entity.key}", view=f"s{view_id}")
+
+
+@page()
+def delete_view(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    assert ctx.user is not None
+    listing.delete_view(ctx.runtime, ctx.user.id, int(ctx.request.path_params["view_id"]))
+    return ctx.redirect(f"/app/{entity.key}")
+
+
+def csv_rows(ctx: Ctx, entity: Entity, query: ListQuery, columns: list[Field]) -> Iterator[str]:
+    """The CSV text of every row a query selects, a batch at a time (keyset), with a BOM for Excel."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    out.write("\ufeff")
+    writer.writerow([f.title(ctx.language) for f in columns])
+    cursor = None
+    while True:
+        query.cursor, query.limit, query.count = cursor, EXPORT_BATCH, False
+        page_ = ctx.records.query(entity.key, query)
+        for row in page_.rows:
+            writer.writerow([str(display(f, row, ctx.language, link=False).unescape()) for f in columns])
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+        cursor = page_.next_cursor
+        if not cursor:
+            return
+
+
+def check_export(ctx: Ctx, entity: Entity) -> None:
+    if not ctx.can(entity, "export"):
+        raise Forbidden(Message("rejected", {"message": {"en": "You may not export this list.", "zh": "您无权导出此列表。"}}))
+
+
+def export_response(ctx: Ctx, entity: Entity, query: ListQuery, columns: list[Field]) -> Response:
+    ctx.records.query(entity.key, ListQuery(filters=query.filters, search=query.search, limit=1, count=False))
+    filename = f"{entity.key}-{ctx.runtime.now():%Y%m%d-%H%M}.csv"
+    return StreamingResponse(csv_rows(ctx, entity, query, columns), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@page()
+def export_csv(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    check_export(ctx, entity)
+    req = list_request(ctx, entity)
+    return export_response(ctx, entity, req.query(count=False), [entity.field(c) for c in req.columns])
+
+
+@page()
+def bulk(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    assert ctx.form is not None
+    back = "/app/" + entity.key + ("?" + str(ctx.form.get("query")) if ctx.form.get("query") else "")
+    ids = [int(i) for i in ctx.form.getlist("ids") if str(i).isdigit()][:listing.MAX_PAGE * 2]
+    action = ctx.param("action")
+    if not ids:
+        ctx.flash(ctx.t("bulk_none_selected"), "error")
+        return ctx.redirect(back)
+    if action == "export":
+        check_export(ctx, entity)
+        columns = [entity.field(c) for c in entity.list.columns] or list(entity.user_fields)
+        return export_response(ctx, entity, ListQuery(filters=[f"id in {','.join(map(str, ids))}"]), columns)
+    done, failed = 0, []
+    for record_id in ids:
+        try:
+            if action == "delete":
+                ctx.records.delete(entity.key, record_id)
+            elif action == "owner":
+                record = ctx.records.get(entity.key, record_id)
+                ctx.records.update(entity.key, record_id, {"owner": ctx.param("owner")}, record["version"])
+            else:
+                ctx.flash(ctx.t("bulk_unknown_action"), "error")
+                return ctx.redirect(back)
+            done += 1
+        except RecordError as exc:
+            failed.append(f"#{record_id}: {errors_text(ctx, exc)}")
+    ctx.flash(ctx.t("bulk_done", count=done))
+    if failed:
+        ctx.flash(ctx.t("bulk_failed", count=len(failed)) + " " + "; ".join(failed[:5]), "error")
+    return ctx.redirect(back)
+
+
+# -- detail ---------------------------------------------------------------------------------------
+
+def related_tabs(ctx: Ctx, entity: Entity, record_id: int) -> list[dict[str, Any]]:
+    """The related tabs the user may read, with counts (one grouped query per child entity)."""
+    tabs = []
+    for i, rel in enumerate(entity.related):
+        child = ctx.registry.entities.get(rel.entity)
+        if child is None or not ctx.can(child, "read"):
+            continue
+        label = text(rel.label, ctx.language) if rel.label else child.name(ctx.language)
+        tabs.append({"key": f"r{i}", "rel": rel, "entity": child, "label": label})
+    for tab in tabs:
+        counts = ctx.records.summarize(tab["entity"].key, ListQuery(filters=[f"{tab['rel'].via} eq {record_id}"]),
+                                       tab["rel"].via)
+        tab["count"] = sum(c["count"] for c in counts.values())
+    return tabs
+
+
+def history_rows(ctx: Ctx, entity: Entity, record_id: int) -> list[dict[str, Any]]:
+    rows = []
+    for h in ctx.records.history(entity.key, record_id)[:200]:
+        f = entity.fields.get(h["field"] or "")
+        rows.append({**h, "field_label": f.title(ctx.language) if f else "", "old": shown(ctx, f, h["old_value"]),
+                     "new": shown(ctx, f, h["new_value"])})
+    return rows
+
+
+def shown(ctx: Ctx, f: Field | None, stored: str | None) -> str:
+    """A history value (JSON text) as the user reads it: option labels rather than keys."""
+    if stored is None:
+        return ""
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return stored
+    if f is not None and f.type in ("choice", "stage", "multi_choice", "boolean"):
+        return f.kind.format(f, value, ctx.language)
+    if isinstance(value, dict):
+        return str(value.get("title") or value.get("name") or value.get("id") or "")
+    return "" if value is None else str(value)
+
+
+@page()
+def detail(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    record = ctx.records.get(entity.key, ctx.request.path_params["id"])
+    tab = ctx.param("tab")
+    tabs = related_tabs(ctx, entity, record["id"])
+    active = next((t for t in tabs if t["key"] == tab), None)
+    related_rows, related_columns = [], []
+    if active is not None:
+        child: Entity = active["entity"]
+        names = active["rel"].columns or child.list.columns
+        related_columns = [child.field(c) for c in names if child.has(c)]
+        related_rows = ctx.records.query(child.key, ListQuery(filters=[f"{active['rel'].via} eq {record['id']}"],
+                                                              limit=100, count=False)).rows
+    history = history_rows(ctx, entity, record["id"]) if tab == "history" else []
+    return ctx.render("detail.html", entity=entity, record=record, title=title_of(entity, record),
+                      sections=sections(entity, "detail"), tabs=tabs, tab=tab, active=active,
+                      related_rows=related_rows, related_columns=related_columns, history=history,
+                      stage_fields=entity.fields_of_type("stage"))
+
+
+@page()
+def move_stage(ctx: Ctx) -> Response:
+    """Move a record to another stage of one of its pipelines (the runtime enforces the rules)."""
+    entity = entity_of(ctx)
+    record_id = ctx.request.path_params["id"]
+    field = entity.field(ctx.param("field"))
+    back = ctx.param("back") if ctx.param("back").startswith("/app/") else f"/app/{entity.key}/{record_id}"
+    version = ctx.param("version")
+    try:
+        ctx.records.update(entity.key, record_id, {field.name: ctx.param("stage")},
+                           int(version) if version.isdigit() else None)
+        stage = field.stage(ctx.param("stage"))
+        ctx.flash(ctx.t("stage_moved", stage=text(stage.label, ctx.language) if stage else ctx.param("stage")))
+    except (ValidationFailed, Conflict) as exc:
+        ctx.flash(errors_text(ctx, exc), "error")
+    return ctx.redirect(back)
+
+
+@page()
+def delete(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    record = ctx.records.get(entity.key, ctx.request.path_params["id"])
+    try:
+        ctx.records.delete(entity.key, record["id"])
+    except ValidationFailed as exc:
+        ctx.flash(errors_text(ctx, exc), "error")
+        return ctx.redirect(f"/app/{entity.key}/{record['id']}")
+    ctx.flash(ctx.t("deleted", title=title_of(entity, record)))
+    return ctx.redirect(f"/app/{entity.key}")
+
+
+# -- form -----------------------------------------------------------------------------------------
+
+def reference_candidates(ctx: Ctx, f: Field, typed: str) -> list[dict[str, Any]]:
+    target = ctx.registry.entity(f.target or "")
+    rows = ctx.records.query(target.key, ListQuery(search=typed, limit=20, count=False, titles=())).rows
+    return [{"id": r["id"], "title": title_of(target, r)} for r in rows]
+
+
+def read_reference(ctx: Ctx, f: Field, errors: dict[str, list[str]], picks: dict[str, list[dict[str, Any]]]) -> Any:
+    """A reference from the form: the id chosen (by script or a pick list), else the typed name.
+
+    Without JavaScript the user types a name; one clear match is taken, otherwise the form
+    comes back with the matching records to pick from.
+    """
+    assert ctx.form is not None
+    typed = str(ctx.form.get(f"{f.name}__text", "")).strip()
+    chosen = str(ctx.form.get(f.name, "")).strip()
+    shown = str(ctx.form.get(f"{f.name}__shown", "")).strip()
+    if chosen.isdigit() and (typed == shown or f"{f.name}__text" not in ctx.form):
+        return int(chosen)
+    if not typed:
+        return None
+    if typed.startswith("#") and typed[1:].isdigit():
+        return int(typed[1:])
+    candidates = reference_candidates(ctx, f, typed)
+    exact = [c for c in candidates if c["title"] == typed]
+    if len(exact) == 1 or len(candidates) == 1:
+        return (exact or candidates)[0]["id"]
+    errors[f.name] = [ctx.t("reference_none" if not candidates else "reference_pick", text=typed)]
+    picks[f.name] = candidates
+    return None
+
+
+def read_form(ctx: Ctx, entity: Entity, fields: list[Field]) -> tuple[dict[str, Any], dict[str, list[str]],
+                                                                     dict[str, list[dict[str, Any]]]]:
+    """Values of the editable fields, per-field errors, and pick lists for ambiguous references."""
+    assert ctx.form is not None
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    picks: dict[str, list[dict[str, Any]]] = {}
+    vctx = ctx.records.value_context()
+    for f in fields:
+        try:
+            if f.type == "reference":
+                values[f.name] = read_reference(ctx, f, errors, picks)
+            elif f.type == "attachment":
+                upload = ctx.form.get(f.name)
+                if isinstance(upload, UploadFile) and upload.filename:
+                    data = upload.file.read()
+                    values[f.name] = files.store(ctx.runtime.files_dir, data, upload.filename,
+                                                 upload.content_type or "", f)
+            elif f.type in ("multi_choice", "boolean"):
+                values[f.name] = f.kind.parse_form(f, [str(v) for v in ctx.form.getlist(f.name)], vctx)
+            else:
+                values[f.name] = f.kind.parse_form(f, str(ctx.form.get(f.name, "")), vctx)
+        except FieldValueError as exc:
+            errors[f.name] = [exc.message.text(ctx.language)]
+    return values, errors, picks
+
+
+def form_fields(entity: Entity) -> list[Field]:
+    names = [n for s in sections(entity, "form") for n in s.fields]
+    return [entity.field(n) for n in names if entity.has(n) and editable(entity.field(n))]
+
+
+def render_form(ctx: Ctx, entity: Entity, record: dict[str, Any] | None, values: dict[str, Any],
+                errors: dict[str, list[str]] | None = None, picks: dict[str, Any] | None = None,
+                raw: Any = None, status: int = 200, conflict: str = "") -> Response:
+    return ctx.render("form.html", status=status, entity=entity, record=record, values=values, errors=errors or {},
+                      picks=picks or {}, raw=raw, sections=sections(entity, "form"), editable=editable,
+                      users=users(ctx), conflict=conflict, back=back_of(ctx),
+                      title=title_of(entity, record) if record else ctx.t("new_record", entity=entity.name(ctx.language)))
+
+
+def back_of(ctx: Ctx) -> str:
+    back = ctx.param("back")
+    return back if back.startswith("/app/") and "//" not in back else ""
+
+
+@page()
+def new(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    if not ctx.can(entity, "create"):
+        raise Forbidden(Message("rejected", {"message": {"en": "You may not create this.", "zh": "您无权新建。"}}))
+    if ctx.form is None:
+        # Prefill from the URL (a related tab's "new" button passes the link back to its parent).
+        prefill: dict[str, Any] = {}
+        vctx = ctx.records.value_context()
+        titles: dict[str, Any] = {}
+        for f in form_fields(entity):
+            raw = ctx.request.query_params.get(f.name)
+            if raw:
+                try:
+                    prefill[f.name] = f.kind.parse_form(f, raw, vctx)
+                except FieldValueError:
+                    continue
+                if f.type == "reference":
+                    try:
+                        parent = ctx.records.get(f.target or "", prefill[f.name])
+                        titles[f.name] = title_of(ctx.registry.entity(f.target or ""), parent)
+                    except RecordError:
+                        prefill.pop(f.name)
+        if titles:
+            prefill["_titles"] = titles
+        return render_form(ctx, entity, None, prefill)
+    values, errors, picks = read_form(ctx, entity, form_fields(entity))
+    if not errors:
+        try:
+            created = ctx.records.create(entity.key, {k: v for k, v in values.items() if v is not None})
+        except ValidationFailed as exc:
+            errors = {k: [m.text(ctx.language) for m in ms] for k, ms in exc.errors.items()}
+        else:
+            ctx.flash(ctx.t("created", title=title_of(entity, created)))
+            return ctx.redirect(back_of(ctx) or f"/app/{entity.key}/{created['id']}")
+    return render_form(ctx, entity, None, values, errors, picks, raw=ctx.form, status=422)
+
+
+@page()
+def edit(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    record = ctx.records.get(entity.key, ctx.request.path_params["id"])
+    if not ctx.can(entity, "edit", record):
+        raise Forbidden(Message("rejected", {"message": {"en": "You may not edit this record.", "zh": "您无权编辑此记录。"}}))
+    if ctx.form is None:
+        return render_form(ctx, entity, record, record)
+    values, errors, picks = read_form(ctx, entity, form_fields(entity))
+    version = ctx.param("_version")
+    if not errors:
+        try:
+            ctx.records.update(entity.key, record["id"], values, int(version) if version.isdigit() else None)
+        except ValidationFailed as exc:
+            errors = {k: [m.text(ctx.language) for m in ms] for k, ms in exc.errors.items()}
+        except Conflict as exc:
+            return render_form(ctx, entity, record, values, {}, picks, raw=ctx.form, status=409,
+                               conflict=exc.message.text(ctx.language))
+        else:
+            ctx.flash(ctx.t("saved", title=title_of(entity, {**record, **values})))
+            return ctx.redirect(back_of(ctx) or f"/app/{entity.key}/{record['id']}")
+    return render_form(ctx, entity, record, values, errors, picks, raw=ctx.form, status=422)
+
+
+@page()
+def lookup(ctx: Ctx) -> Response:
+    """Search-as-you-type for reference widgets: [{id, title}] of readable records."""
+    entity = entity_of(ctx)
+    typed = ctx.param("q")
+    rows = ctx.records.query(entity.key, ListQuery(search=typed or None, limit=15, count=False, titles=())).rows
+    return JSONResponse([{"id": r["id"], "title": title_of(entity, r)} for r in rows])
+
+
+# -- board ----------------------------------------------------------------------------------------
+
+@page()
+def board(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    if entity.board is None and not entity.fields_of_type("stage"):
+        raise NotFound(Message("not_found", {"entity": entity.key, "id": "board"}))
+    stage_field = entity.field(entity.board.field if entity.board else entity.fields_of_type("stage")[0].name)
+    sums = [entity.field(s) for s in (entity.board.sums if entity.board else ())]
+    req = list_request(ctx, entity)
+    base = req.query(count=False)
+    totals = ctx.records.summarize(entity.key, base, stage_field.name, [s.name for s in sums])
+    columns = []
+    for stage in stage_field.stages:
+        q = ListQuery(filters=[*base.filters, f"{stage_field.name} eq {stage.key}"], search=base.search,
+                      sort=base.sort, limit=BOARD_CARDS, count=False)
+        cards = ctx.records.query(entity.key, q).rows if stage.key in totals else []
+        columns.append({"stage": stage, "cards": cards, "count": totals.get(stage.key, {}).get("count", 0),
+                        "sums": totals.get(stage.key, {}).get("sums", {})})
+    card_fields = [entity.field(c) for c in req.columns if entity.has(c) and c not in (entity.title, stage_field.name)][:3]
+    return ctx.render("board.html", entity=entity, stage_field=stage_field, columns=columns, sums=sums,
+                      card_fields=card_fields, req=req, base=f"/app/{entity.key}/board")
+
+
+# -- recycle bin ----------------------------------------------------------------------------------
+
+@page()
+def trash(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    cursor = ctx.param("cursor") or None
+    result = ctx.records.query(entity.key, ListQuery(trash=True, sort=["-deleted_at"], limit=50, cursor=cursor,
+                                                     search=ctx.param("q") or None))
+    columns = [entity.field(c) for c in entity.list.columns[:5] if entity.has(c)]
+    return ctx.render("trash.html", entity=entity, page=result, columns=columns,
+                      may_delete=ctx.can(entity, "delete"), may_purge=ctx.can(entity, "delete"))
+
+
+@page()
+def restore(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    try:
+        record = ctx.records.restore(entity.key, ctx.request.path_params["id"])
+        ctx.flash(ctx.t("restored", title=title_of(entity, record)))
+    except ValidationFailed as exc:
+        ctx.flash(errors_text(ctx, exc), "error")
+    return ctx.redirect(f"/app/{entity.key}/trash")
+
+
+@page()
+def purge(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    try:
+        ctx.records.purge(entity.key, ctx.request.path_params["id"])
+        ctx.flash(ctx.t("purged"))
+    except ValidationFailed as exc:
+        ctx.flash(errors_text(ctx, exc), "error")
+    return ctx.redirect(f"/app/{entity.key}/trash")
