@@ -156,6 +156,37 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- demo -------------------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+    from engine.demo import generate
+
+    runtime = open_runtime()
+    if "customer" not in runtime.registry.entities:
+        return _fail("crm demo fills the standard_crm pack's entities; activate that pack first")
+    runtime.migrate()
+
+    def progress(done: int, total: int) -> None:
+        if total > 5000:
+            print(f"  {done:,} / {total:,} customers", file=sys.stderr)
+
+    summary = generate(runtime, customers=args.customers, seed=args.seed, force=args.force, progress=progress)
+    if summary.skipped:
+        print("Demo data already exists (the customer table has rows); nothing was generated. "
+              "Use --force to add more.")
+    else:
+        print(f"Demo data (seed {summary.seed}): {summary.rows:,} records in {summary.seconds:.1f} s "
+              f"({summary.rows / max(summary.seconds, 0.001):,.0f} records/s)")
+        for entity, count in summary.counts.items():
+            print(f"  {entity:<20} {count:>10,}")
+    if summary.users:
+        print("\nDemo users (sign in with these):")
+        for user, status in summary.users:
+            print(f"  {user.username:<12} {user.password:<18} {', '.join(user.roles):<16} {user.display_name}  [{status}]")
+    return 0
+
+
 # -- wiring ---------------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -203,6 +234,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--role", action="append", help="role key, repeatable")
     p.add_argument("--admin", action="store_true")
     p.set_defaults(func=cmd_user_create)
+
+    p = sub.add_parser("demo", help="fill the database with demo users and data (standard CRM pack)")
+    p.add_argument("--customers", type=int, default=200, help="how many customers (default 200)")
+    p.add_argument("--seed", type=int, default=42, help="the same seed gives the same data (default 42)")
+    p.add_argument("--force", action="store_true", help="add data even if the database has customers")
+    p.set_defaults(func=cmd_demo)
     return root
 
 
