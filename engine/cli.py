@@ -187,6 +187,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve ----------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import secrets
+
+    import uvicorn
+
+    from engine.bootstrap import open_runtime
+
+    config = load_config()
+    runtime = open_runtime(config)  # fails early, in this process, on a broken pack or database
+    plan = runtime.migration_plan()
+    if not plan.empty:
+        if not args.migrate:
+            return _fail("the database is behind the metadata; run `crm db migrate` first "
+                         "(or `crm serve --migrate`)")
+        runtime.migrate()
+    runtime.engine.dispose()
+    if not config.secret_key:
+        # Every worker must sign sessions with the same key; without a configured one, share a
+        # random key for this run (sessions then end when the server restarts).
+        os.environ["CRM_SECRET_KEY"] = secrets.token_urlsafe(32)
+        print("CRM_SECRET_KEY is not set: using a random key; sessions end when the server stops.", file=sys.stderr)
+    print(f"Serving on http://{args.host}:{args.port} with {args.workers} worker(s)", file=sys.stderr)
+    uvicorn.run("engine.ui.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level=args.log_level, access_log=args.access_log, proxy_headers=False)
+    return 0
+
+
 # -- wiring ---------------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -234,6 +264,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--role", action="append", help="role key, repeatable")
     p.add_argument("--admin", action="store_true")
     p.set_defaults(func=cmd_user_create)
+
+    p = sub.add_parser("serve", help="run the web application (screens and JSON API) with uvicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--migrate", action="store_true", help="bring the database schema up to date first")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="fill the database with demo users and data (standard CRM pack)")
     p.add_argument("--customers", type=int, default=200, help="how many customers (default 200)")

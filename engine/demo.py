@@ -18,7 +18,6 @@ therefore filled in here, consistently with the generated records.
 from __future__ import annotations
 
 import random
-import secrets
 import time as clock
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -876,16 +875,10 @@ def _users(runtime: Runtime, summary: DemoSummary, create: bool) -> dict[str, in
             continue
         if not create:
             continue
-        # create_user refuses a password that contains the user name, as it should for real
-        # accounts; demo passwords are public by design, so the user is created with a throwaway
-        # password and then given the demo one.
         created = user_accounts.create_user(
-            runtime, user.username, secrets.token_urlsafe(16), display_name=user.display_name,
+            runtime, user.username, user.password, display_name=user.display_name,
             roles=tuple(r for r in user.roles if r in runtime.registry.roles), is_admin=user.is_admin,
             email=f"{user.username}@demo-crm.cn", language="zh")
-        with runtime.engine.begin() as conn:
-            conn.execute(sa.update(table).where(table.c.id == created.id).values(
-                password_hash=user_accounts.HASHER.hash(user.password)))
         ids[user.username] = created.id
         summary.users.append((user, "created"))
     return ids

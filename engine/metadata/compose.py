@@ -329,12 +329,12 @@ def check_references(comp: Composition) -> None:
         if not entry["label"]:
             comp.errors.append(manifest.error(("menu",), f"menu group '{name}' needs a label"))
     for card, pack, i in comp.home:
-        draft = comp.entities.get(str(card.get("entity")))
-        if draft is None:
+        target = comp.entities.get(str(card.get("entity")))
+        if target is None:
             comp.errors.append(pack.manifest.error(("home", i, "entity"), f"unknown entity '{card.get('entity')}'"))
-        elif card.get("view") not in _view_keys(draft):
+        elif card.get("view") not in _view_keys(target):
             comp.errors.append(pack.manifest.error(("home", i, "view"),
-                                                   f"entity '{draft.key}' has no list view '{card.get('view')}'"))
+                                                   f"entity '{target.key}' has no list view '{card.get('view')}'"))
     for key, (spec, pack) in comp.settings.items():
         if spec.get("type") == "choice" and not spec.get("options"):
             comp.errors.append(pack.manifest.error(("settings", key), "a choice setting needs options"))
@@ -342,11 +342,11 @@ def check_references(comp: Composition) -> None:
 
 def _view_keys(draft: EntityDraft) -> set[str]:
     """Keys of the list views every document of an entity declares (defining and extending)."""
-    keys = set()
+    keys: set[str] = set()
     for doc in draft.docs:
         for view in _list(_dict(_dict(doc.data.get("layouts")).get("list")).get("views")):
-            if isinstance(view, dict):
-                keys.add(view.get("key"))
+            if isinstance(view, dict) and isinstance(view.get("key"), str):
+                keys.add(view["key"])
     return keys
 
 

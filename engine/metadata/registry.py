@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -85,8 +86,10 @@ class Field:
     source: str = ""  # file that declared it
     compiled_expression: ast.expr | None = field(default=None, compare=False)
 
-    @property
+    @cached_property
     def kind(self) -> FieldType:
+        # Cached: bulk paths ask millions of times. cached_property writes the instance __dict__
+        # directly, which a frozen dataclass allows.
         from engine.fieldtypes import get_type
 
         return get_type(self.type)

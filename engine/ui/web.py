@@ -120,7 +120,8 @@ class Ctx:
 
     # -- responses ------------------------------------------------------------------------------
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-        flashes = self.request.session.pop("flash", []) if "flash" in self.request.session else []
+        session = self.request.scope.get("session")  # absent only when a middleware failed
+        flashes = session.pop("flash", []) if session and "flash" in session else []
         html = self.state.templates.get_template(template).render(ctx=self, t=self.t, flashes=flashes, **values)
         return HTMLResponse(html, status_code=status)
 
@@ -129,7 +130,8 @@ class Ctx:
         return RedirectResponse(path + ("?" + urlencode(pairs) if pairs else ""), status_code=303)
 
     def flash(self, text: str, kind: str = "ok") -> None:
-        self.request.session.setdefault("flash", []).append({"kind": kind, "text": text})
+        # Assign, not append: the session notices changes only when a key is set.
+        self.request.session["flash"] = [*self.request.session.get("flash", []), {"kind": kind, "text": text}]
 
 
 def csrf_token(request: Request) -> str:
@@ -140,7 +142,8 @@ def csrf_token(request: Request) -> str:
 
 
 def language_of(request: Request, state: AppState, user: User | None) -> str:
-    for choice in (user.language if user else None, request.session.get("lang")):
+    session = request.scope.get("session") or {}
+    for choice in (user.language if user else None, session.get("lang")):
         if choice in ("zh", "en"):
             return str(choice)
     return state.config.language
@@ -200,7 +203,7 @@ def run_page(view: View, request: Request, form: FormData | None, public: bool) 
     if user is None and not public:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
-    if form is not None and not sessions.csrf_matches(request.session.get("csrf"), form.get("_csrf")):
+    if form is not None and not sessions.csrf_matches(request.session.get("csrf"), str(form.get("_csrf") or "")):
         ctx = Ctx(request, state, user)
         return error_page(request, 403, ctx.t("csrf_failed"), user)
     ctx = Ctx(request, state, user, form=form)

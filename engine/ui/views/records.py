@@ -157,7 +157,7 @@ def bulk(ctx: Ctx) -> Response:
     entity = entity_of(ctx)
     assert ctx.form is not None
     back = "/app/" + entity.key + ("?" + str(ctx.form.get("query")) if ctx.form.get("query") else "")
-    ids = [int(i) for i in ctx.form.getlist("ids") if str(i).isdigit()][:listing.MAX_PAGE * 2]
+    ids = [int(str(i)) for i in ctx.form.getlist("ids") if str(i).isdigit()][:listing.MAX_PAGE * 2]
     action = ctx.param("action")
     if not ids:
         ctx.flash(ctx.t("bulk_none_selected"), "error")
@@ -196,11 +196,9 @@ def related_tabs(ctx: Ctx, entity: Entity, record_id: int) -> list[dict[str, Any
         if child is None or not ctx.can(child, "read"):
             continue
         label = text(rel.label, ctx.language) if rel.label else child.name(ctx.language)
-        tabs.append({"key": f"r{i}", "rel": rel, "entity": child, "label": label})
-    for tab in tabs:
-        counts = ctx.records.summarize(tab["entity"].key, ListQuery(filters=[f"{tab['rel'].via} eq {record_id}"]),
-                                       tab["rel"].via)
-        tab["count"] = sum(c["count"] for c in counts.values())
+        counts = ctx.records.summarize(child.key, ListQuery(filters=[f"{rel.via} eq {record_id}"]), rel.via)
+        tabs.append({"key": f"r{i}", "rel": rel, "entity": child, "label": label,
+                     "count": sum(c["count"] for c in counts.values())})
     return tabs
 
 
@@ -337,6 +335,12 @@ def read_form(ctx: Ctx, entity: Entity, fields: list[Field]) -> tuple[dict[str, 
                 values[f.name] = f.kind.parse_form(f, str(ctx.form.get(f.name, "")), vctx)
         except FieldValueError as exc:
             errors[f.name] = [exc.message.text(ctx.language)]
+    if errors:
+        # The runtime is not reached while values are malformed; report missing required fields
+        # now too, so the user fixes everything in one round.
+        for f in fields:
+            if f.required and f.default is None and f.name not in errors and f.kind.is_empty(values.get(f.name)):
+                errors[f.name] = [Message("required").text(ctx.language)]
     return values, errors, picks
 
 
