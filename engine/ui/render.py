@@ -41,6 +41,9 @@ def display(field: Field, record: dict[str, Any], language: str, link: bool = Tr
         return Markup(f'<a href="tel:{escape(value)}">{shown}</a>')
     if field.type == "url":
         return Markup(f'<a href="{escape(value)}" rel="noopener noreferrer" target="_blank">{shown}</a>')
+    if field.type == "attachment" and record.get("id"):
+        url = f"/app/{field.entity}/{int(record['id'])}/files/{field.name}"
+        return Markup(f'<a href="{url}" download>{shown}</a>')
     if field.type == "text":
         return Markup("<br>").join(escape(line) for line in str(value).splitlines())
     if field.type == "boolean":

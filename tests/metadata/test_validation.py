@@ -265,3 +265,26 @@ def test_cli_layered_packs() -> None:
     result = run_validate(FIXTURES / "layer_base", FIXTURES / "layer_ext")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("OK: 2 pack(s), 3 entities")
+
+
+def test_home_cards_name_an_entity_and_one_of_its_views(tmp_path: Path) -> None:
+    pack = tmp_path / "homely"
+    (pack / "entities").mkdir(parents=True)
+    (pack / "pack.yaml").write_text(
+        "name: homely\nversion: 1.0.0\nlabel: {en: H, zh: H}\ndepends: []\nhome:\n"
+        "  - {entity: task, view: mine, mine: true}\n"
+        "  - {entity: task, view: nope}\n"
+        "  - {entity: ghost, view: mine}\n", encoding="utf-8")
+    (pack / "entities" / "task.yaml").write_text(
+        "entity: task\nlabel: {en: Task, zh: 任务}\ntitle: name\nfields:\n  name: {type: string, label: {en: N, zh: N}}\n"
+        "layouts:\n  list:\n    columns: [name]\n    views:\n      - {key: mine, label: {en: Mine, zh: 我的}, filter: ['owner eq $me']}\n",
+        encoding="utf-8")
+    errors = validate([pack])
+    find(errors, "homely/pack.yaml", 7, "home[1].view", "entity 'task' has no list view 'nope'")
+    find(errors, "homely/pack.yaml", 8, "home[2].entity", "unknown entity 'ghost'")
+    assert len(errors) == 2
+    (pack / "pack.yaml").write_text(
+        "name: homely\nversion: 1.0.0\nlabel: {en: H, zh: H}\ndepends: []\nhome:\n"
+        "  - {entity: task, view: mine, mine: true, label: {en: My tasks, zh: 我的任务}}\n", encoding="utf-8")
+    registry = load_registry([pack])
+    assert registry.home[0].entity == "task" and registry.home[0].mine and registry.home[0].label["zh"] == "我的任务"

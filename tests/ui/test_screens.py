@@ -293,3 +293,28 @@ def test_datetime_values_show_in_the_users_language(client_for: Client, crm: Run
     crm.records().update("customer", cid, {"next_follow_up_at": when, "annual_revenue": "1234567.8"}, record["version"])
     page = client_for("sales1").get(f"/app/customer/{cid}").text
     assert "CN¥1,234,567.80" in page or "¥1,234,567.80" in page
+
+
+def test_uploads_download_as_attachments_never_as_pages(client_for: Client, crm: Runtime) -> None:
+    client = client_for("admin")
+    category = crm.registry.entity("knowledge_article").field("category").picklist.options[0].key  # type: ignore[union-attr]
+    evil = b"<script>alert(document.cookie)</script>"
+    saved = client.post("/app/knowledge_article/new", data={"_csrf": csrf_of(client, "/"), "title": "FAQ",
+                                                            "category": category},
+                        files={"attachment": ("faq.html", evil, "text/html")})
+    assert saved.status_code == 303, saved.text[:300]
+    detail = client.get(saved.headers["location"]).text
+    link = re.search(r'href="(/app/knowledge_article/\d+/files/attachment)"', detail).group(1)  # type: ignore[union-attr]
+    response = client.get(link)
+    assert response.content == evil
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-disposition"].startswith("attachment;")
+    assert client_for("sales1").get(link).status_code in (200, 404)  # readable per role, never a page
+    assert client.get(link.replace("attachment", "title")).status_code == 404
+
+
+def test_oversized_requests_are_refused(client_for: Client) -> None:
+    client = client_for("admin")
+    response = client.post("/app/customer/new", content=b"x" * (20 * 1024 * 1024 + 1),
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413

@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from starlette.datastructures import QueryParams, UploadFile
@@ -432,6 +433,29 @@ def lookup(ctx: Ctx) -> Response:
     typed = ctx.param("q")
     rows = ctx.records.query(entity.key, ListQuery(search=typed or None, limit=15, count=False, titles=())).rows
     return JSONResponse([{"id": r["id"], "title": title_of(entity, r)} for r in rows])
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+# Content types shown in the browser as they are; anything else (HTML, SVG, scripts) downloads
+# as bytes, so an uploaded file can never run script in the CRM's origin.
+INERT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
+
+
+@page()
+def download(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    record = ctx.records.get(entity.key, ctx.request.path_params["id"])
+    f = entity.field(ctx.request.path_params["field"]) if entity.has(ctx.request.path_params["field"]) else None
+    if f is None or f.type != "attachment" or not record.get(f.name):
+        raise NotFound(Message("not_found", {"entity": entity.key, "id": ctx.request.path_params["field"]}))
+    described = record[f.name]
+    data = files.open_file(ctx.runtime.files_dir, described)
+    content_type = described.get("content_type") if described.get("content_type") in INERT_TYPES else None
+    name = quote(str(described.get("name") or "file"))
+    return Response(data, media_type=content_type or "application/octet-stream", headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
+        "Cache-Control": "private, max-age=3600"})
 
 
 # -- board ----------------------------------------------------------------------------------------
