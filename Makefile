@@ -4,8 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 DEMO_DB ?= sqlite:///crm.sqlite3
+# The browser tests drive Debian's Chromium; Playwright's own browser download cannot work here.
+CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# As root (CI) apt-get runs as is; otherwise through sudo when there is one.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo)
 
-.PHONY: install test demo lint clean
+.PHONY: install browser test demo lint screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +22,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: install
+# Chromium, and a CJK font so that Chinese text in screenshots is readable. Quiet when present.
+browser:
+	@if ! test -x $(CHROMIUM) || ! { test -e $(CJK_FONT) || fc-list :lang=zh 2>/dev/null | grep -q .; }; then \
+	  echo "Installing Debian's chromium and a CJK font for the browser tests (apt-get)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    chromium fonts-wqy-microhei >/dev/null || true; \
+	fi
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is missing and could not be installed:" \
+	  "run 'apt-get install chromium' as root" >&2; exit 1; }
+
+test: install browser
 	$(BIN)/pytest
 	$(BIN)/ruff check engine packs tests
 	$(BIN)/mypy engine
@@ -33,5 +50,9 @@ demo: install
 	CRM_DATABASE_URL=$(DEMO_DB) $(BIN)/crm demo
 	CRM_DATABASE_URL=$(DEMO_DB) $(BIN)/crm serve --host 127.0.0.1 --port 8000
 
+# The pictures of docs/user.md, taken from a fresh demo server in Chromium.
+screenshots: install browser
+	$(BIN)/python -m tests.browser.make_screenshots docs/screenshots
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info test-output
