@@ -318,3 +318,14 @@ def test_oversized_requests_are_refused(client_for: Client) -> None:
     response = client.post("/app/customer/new", content=b"x" * (20 * 1024 * 1024 + 1),
                            headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
+
+
+def test_history_shows_names_and_formatted_values(client_for: Client, crm: Runtime, people: dict[str, User],
+                                                  data: dict[str, Any]) -> None:
+    cid = data["mine"][8]
+    record = crm.records().get("customer", cid)
+    crm.records().update("customer", cid, {"annual_revenue": "120000", "owner": people["sales2"].id,
+                                           "parent": data["mine"][9]}, record["version"])
+    history = client_for("admin").get(f"/app/customer/{cid}?tab=history").text
+    assert "120,000.00" in history and "Sales2" in history and "Sales1" in history
+    assert "华信科技09" in history  # the parent's title, not its id

@@ -204,27 +204,59 @@ def related_tabs(ctx: Ctx, entity: Entity, record_id: int) -> list[dict[str, Any
 
 
 def history_rows(ctx: Ctx, entity: Entity, record_id: int) -> list[dict[str, Any]]:
-    rows = []
-    for h in ctx.records.history(entity.key, record_id)[:200]:
-        f = entity.fields.get(h["field"] or "")
-        rows.append({**h, "field_label": f.title(ctx.language) if f else "", "old": shown(ctx, f, h["old_value"]),
-                     "new": shown(ctx, f, h["new_value"])})
-    return rows
+    """The record's changes as the user reads them: labels, formatted values, titles of links."""
+    raw = ctx.records.history(entity.key, record_id)[:200]
+    decoded = [(h, entity.fields.get(h["field"] or ""), load(h["old_value"]), load(h["new_value"])) for h in raw]
+    titles = linked_titles(ctx, [(f, v) for _, f, old, new in decoded if f is not None for v in (old, new)])
+    return [{**h, "field_label": f.title(ctx.language) if f else "", "old": shown(ctx, f, old, titles),
+             "new": shown(ctx, f, new, titles)} for h, f, old, new in decoded]
 
 
-def shown(ctx: Ctx, f: Field | None, stored: str | None) -> str:
-    """A history value (JSON text) as the user reads it: option labels rather than keys."""
-    if stored is None:
-        return ""
+def load(stored: str | None) -> Any:
     try:
-        value = json.loads(stored)
+        return None if stored is None else json.loads(stored)
     except ValueError:
         return stored
-    if f is not None and f.type in ("choice", "stage", "multi_choice", "boolean"):
-        return f.kind.format(f, value, ctx.language)
-    if isinstance(value, dict):
-        return str(value.get("title") or value.get("name") or value.get("id") or "")
-    return "" if value is None else str(value)
+
+
+def linked_titles(ctx: Ctx, values: list[tuple[Field, Any]]) -> dict[tuple[str, int], str]:
+    """Titles of the records and users that history values point at: one query per target, and
+    only records the user may read (others stay as #id)."""
+    wanted: dict[str, set[int]] = {}
+    for f, value in values:
+        target = "crm_user" if f.type == "user" or f.name in ("owner", "created_by", "updated_by") else f.target
+        if target and isinstance(value, int):
+            wanted.setdefault(target, set()).add(value)
+    titles: dict[tuple[str, int], str] = {}
+    for target, ids in wanted.items():
+        if target == "crm_user":
+            users_table = ctx.runtime.table("crm_user")
+            with ctx.runtime.engine.connect() as conn:
+                rows = conn.execute(sa.select(users_table.c.id, users_table.c.display_name)
+                                    .where(users_table.c.id.in_(ids))).all()
+            titles.update({("crm_user", int(r.id)): str(r.display_name) for r in rows})
+        elif target in ctx.registry.entities:
+            child = ctx.registry.entity(target)
+            found = ctx.records.query(target, ListQuery(filters=[f"id in {','.join(map(str, sorted(ids)))}"],
+                                                        limit=500, count=False, titles=())).rows
+            titles.update({(target, int(r["id"])): title_of(child, r) for r in found})
+    return titles
+
+
+def shown(ctx: Ctx, f: Field | None, value: Any, titles: dict[tuple[str, int], str]) -> str:
+    if value is None:
+        return ""
+    if f is None:
+        return str(value)
+    target = "crm_user" if f.type == "user" or f.name in ("owner", "created_by", "updated_by") else f.target
+    if target:
+        return titles.get((target, value), f"#{value}") if isinstance(value, int) else str(value)
+    if f.system:
+        return str(value)
+    try:
+        return f.kind.format(f, f.kind.coerce(f, value, ctx.records.value_context()), ctx.language)
+    except (FieldValueError, TypeError, ValueError):
+        return str(value)
 
 
 @page()
