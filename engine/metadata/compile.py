@@ -14,6 +14,7 @@ from engine.metadata.registry import (
     ListLayout,
     MenuGroup,
     Option,
+    Organization,
     PackInfo,
     Picklist,
     Registry,
@@ -62,6 +63,9 @@ def compile_registry(comp: Composition) -> Registry:
         picklists=frozen(picklists),
         roles=frozen(roles),
         menu=menu,
+        organization=Organization(**{k: comp.organization[0][k] for k in
+                                     ("unit", "parent", "member", "member_user", "member_unit")})
+        if comp.organization else None,
         home=tuple(HomeCard(c["entity"], c["view"], bool(c.get("mine")), c.get("label")) for c, _, _ in comp.home),
         settings=frozen(settings),
         messages=frozen({lang: frozen(msgs) for lang, msgs in comp.locales.items()}),

@@ -84,6 +84,7 @@ class Composition:
     locales: dict[str, dict[str, str]] = field(default_factory=dict)
     menu: dict[str, dict[str, Any]] = field(default_factory=dict)
     home: list[tuple[dict[str, Any], PackSource, int]] = field(default_factory=list)  # (card, pack, index)
+    organization: tuple[dict[str, Any], PackSource] | None = None
     settings: dict[str, tuple[dict[str, Any], PackSource]] = field(default_factory=dict)
     errors: list[PackError] = field(default_factory=list)
     broken: set[tuple[str, str]] = field(default_factory=set)  # (file, path) with schema errors
@@ -297,6 +298,13 @@ def _merge_manifest(comp: Composition, pack: PackSource) -> None:
         entry = comp.menu.setdefault(group["group"], {"label": group.get("label"), "entities": [], "doc": pack.manifest})
         entry["label"] = entry["label"] or group.get("label")
         entry["entities"] += [e for e in _list(group.get("entities")) if e not in entry["entities"]]
+    org = data.get("organization")
+    if isinstance(org, dict):
+        if comp.organization is not None:
+            comp.errors.append(pack.manifest.error(("organization",), "the organisation is already declared by pack "
+                                                                      f"'{comp.organization[1].name}'"))
+        else:
+            comp.organization = (org, pack)
     for i, card in enumerate(_list(data.get("home"))):
         if isinstance(card, dict):
             comp.home.append((card, pack, i))
@@ -335,9 +343,34 @@ def check_references(comp: Composition) -> None:
         elif card.get("view") not in _view_keys(target):
             comp.errors.append(pack.manifest.error(("home", i, "view"),
                                                    f"entity '{target.key}' has no list view '{card.get('view')}'"))
+    if comp.organization is not None:
+        _check_organization(comp, *comp.organization)
     for key, (spec, pack) in comp.settings.items():
         if spec.get("type") == "choice" and not spec.get("options"):
             comp.errors.append(pack.manifest.error(("settings", key), "a choice setting needs options"))
+
+
+def _check_organization(comp: Composition, org: dict[str, Any], pack: PackSource) -> None:
+    """unit.parent must reference unit; member.member_user must be a user field and
+    member.member_unit a reference to unit."""
+    def field_type(entity: str, name: str) -> tuple[str | None, str | None]:
+        draft = comp.entities.get(entity)
+        spec = draft.fields[name].spec if draft and name in draft.fields else None
+        return (spec.get("type"), spec.get("entity")) if isinstance(spec, dict) else (None, None)
+
+    unit, member = str(org.get("unit")), str(org.get("member"))
+    for key, entity in (("unit", unit), ("member", member)):
+        if entity not in comp.entities:
+            comp.errors.append(pack.manifest.error(("organization", key), f"unknown entity '{entity}'"))
+    if unit not in comp.entities or member not in comp.entities:
+        return
+    checks = (("parent", unit, org.get("parent"), ("reference", unit)),
+              ("member_unit", member, org.get("member_unit"), ("reference", unit)),
+              ("member_user", member, org.get("member_user"), ("user", None)))
+    for key, entity, name, wanted in checks:
+        if field_type(entity, str(name)) != wanted:
+            what = f"a reference to {unit}" if wanted[0] == "reference" else "a user field"
+            comp.errors.append(pack.manifest.error(("organization", key), f"'{entity}.{name}' must be {what}"))
 
 
 def _view_keys(draft: EntityDraft) -> set[str]:

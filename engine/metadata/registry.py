@@ -217,6 +217,18 @@ class HomeCard:
 
 
 @dataclass(frozen=True)
+class Organization:
+    """Where department and subtree scopes look: units form a tree through `parent`; member
+    records link login users (`member_user`) to units (`member_unit`)."""
+
+    unit: str
+    parent: str
+    member: str
+    member_user: str
+    member_unit: str
+
+
+@dataclass(frozen=True)
 class Setting:
     key: str
     type: str
@@ -245,6 +257,7 @@ class Registry:
     roles: Mapping[str, Role]
     menu: tuple[MenuGroup, ...]
     home: tuple[HomeCard, ...]
+    organization: Organization | None
     settings: Mapping[str, Setting]
     messages: Mapping[str, Mapping[str, str]]  # language -> key -> text, from packs' locales
 

@@ -60,16 +60,19 @@ def bad_filter(text: str, reason: str) -> BadQuery:
 
 
 class QueryBuilder:
-    def __init__(self, runtime: Runtime, entity: Entity, ctx: ValueContext) -> None:
+    def __init__(self, runtime: Runtime, entity: Entity, ctx: ValueContext, hidden: frozenset[str] = frozenset()) -> None:
         self.runtime = runtime
         self.entity = entity
         self.table = runtime.table(entity.key)
         self.ctx = ctx
+        self.hidden = hidden  # fields the caller may not see: not filterable, sortable or searched
         self._aliases: dict[str, Any] = {}
 
     # -- fields -------------------------------------------------------------------------------
     def field(self, name: str, text: str = "") -> Field:
         try:
+            if name in self.hidden:
+                raise UnknownName("field", name)  # a hidden field is reported as unknown: no hint
             return self.entity.field(name)
         except UnknownName:
             raise bad_filter(text or name, f"{self.entity.key} has no field '{name}'") from None
@@ -116,7 +119,7 @@ class QueryBuilder:
         if not terms:
             return None
         columns = [self.table.c[name] for name in self.entity.search
-                   if "contains" in self.entity.field(name).kind.operators]
+                   if name not in self.hidden and "contains" in self.entity.field(name).kind.operators]
         if not columns:
             return None
         return sa.and_(*[
@@ -133,6 +136,8 @@ class QueryBuilder:
             if name == "id":
                 break
             try:
+                if name in self.hidden:
+                    raise UnknownName("field", name)
                 f = self.entity.field(name)
             except UnknownName:
                 raise BadQuery(Message("bad_sort", {"field": name})) from None
@@ -228,7 +233,8 @@ class QueryBuilder:
 
     # -- the statement ------------------------------------------------------------------------
     def title_fields(self, titles: Sequence[str] | None) -> list[Field]:
-        return [f for f in self.entity.fields.values() if self.has_title(f) and (titles is None or f.name in titles)]
+        return [f for f in self.entity.fields.values()
+                if self.has_title(f) and f.name not in self.hidden and (titles is None or f.name in titles)]
 
     def from_clause(self) -> Any:
         """The entity table with every alias registered so far outer-joined (call last)."""

@@ -23,13 +23,14 @@ from engine.fieldtypes.autonumber import render
 from engine.fieldtypes.base import FieldValueError, ValueContext
 from engine.i18n import Message
 from engine.metadata.filters import parse_filter
-from engine.metadata.registry import Entity, Field, Registry, UnknownName
+from engine.metadata.registry import ACTIONS, Entity, Field, Registry, UnknownName
 from engine.runtime import migrate
 from engine.runtime import query as query_module
-from engine.runtime.access import Access
+from engine.runtime.access import SHARE_LEVELS, Access, Decision
 from engine.runtime.actor import SYSTEM, Actor
 from engine.runtime.errors import BadQuery, Conflict, Forbidden, NotFound, ValidationFailed
 from engine.runtime.hooks import HookContext, HookRegistry
+from engine.runtime.organization import OrgChart
 from engine.runtime.query import MAX_PAGE, ListQuery, Page, QueryBuilder
 from engine.runtime.tables import build_metadata
 
@@ -47,7 +48,8 @@ class Runtime:
         self.files_dir = files_dir
         self.metadata = build_metadata(registry)
         self.hooks = hooks if hooks is not None else HookRegistry.load(registry.packs)
-        self.access = Access(registry)
+        self.org = OrgChart(self)
+        self.access = Access(registry, self.org, self.metadata.tables["crm_share"])
         # child entity -> rollup fields (in parents) that aggregate it
         self.rollups: dict[str, list[Field]] = defaultdict(list)
         for entity in registry.entities.values():
@@ -80,6 +82,7 @@ class RecordService:
         self.registry = runtime.registry
         self.actor = actor
         self.conn = conn
+        self._rules: dict[str, dict[str, str]] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -111,13 +114,48 @@ class RecordService:
     def _not_found(self, entity: Entity, record_id: Any) -> NotFound:
         return NotFound(Message("not_found", {"entity": entity.label.get("en", entity.key), "id": record_id}))
 
+    def _share_level(self, entity: Entity, record_id: Any) -> str | None:
+        """The actor's share on a record ("read", "edit" or None)."""
+        if self.actor.user_id is None or record_id is None:
+            return None
+        shares = self.runtime.table("crm_share")
+        stmt = sa.select(shares.c.access).where(shares.c.entity == entity.key, shares.c.record_id == int(record_id),
+                                                shares.c.user_id == self.actor.user_id)
+        if self.conn is not None:
+            return self.conn.execute(stmt).scalar()
+        with self.runtime.engine.connect() as conn:
+            return conn.execute(stmt).scalar()
+
+    def _allows(self, entity: Entity, action: str, record: Mapping[str, Any] | None) -> bool:
+        share = (lambda: self._share_level(entity, record.get("id"))) if record is not None else None
+        return self.runtime.access.allows(self.actor, entity, action, record, share)
+
     def _check(self, entity: Entity, action: str, record: dict[str, Any] | None) -> None:
-        if not self.runtime.access.allows(self.actor, entity, action, record):
-            if record is not None and not self.runtime.access.allows(self.actor, entity, "read", record):
+        if not self._allows(entity, action, record):
+            if record is not None and record.get("id") is not None and not self._allows(entity, "read", record):
                 raise self._not_found(entity, record.get("id"))  # do not reveal that it exists
             raise Forbidden(Message("rejected", {"message": {
                 "en": f"You may not {action} this {entity.label['en']}.",
                 "zh": f"您无权对此{entity.label['zh']}执行该操作。"}}))
+
+    def field_rules(self, entity: Entity) -> dict[str, str]:
+        """Fields of `entity` the actor may not see ("hidden") or change ("read_only")."""
+        if entity.key not in self._rules:
+            self._rules[entity.key] = self.runtime.access.field_rules(self.actor, entity)
+        return self._rules[entity.key]
+
+    def hidden(self, entity: Entity) -> frozenset[str]:
+        return frozenset(n for n, rule in self.field_rules(entity).items() if rule == "hidden")
+
+    def _outward(self, entity: Entity, record: dict[str, Any]) -> dict[str, Any]:
+        """A record as the actor may see it: hidden fields (and their titles) removed."""
+        hidden = self.hidden(entity)
+        if not hidden:
+            return record
+        out = {k: v for k, v in record.items() if k not in hidden}
+        if "_titles" in out:
+            out["_titles"] = {k: v for k, v in out["_titles"].items() if k not in hidden}
+        return out
 
     # -- reading --------------------------------------------------------------------------------
     def _decode(self, entity: Entity, row: Mapping[str, Any] | sa.RowMapping) -> dict[str, Any]:
@@ -145,7 +183,7 @@ class RecordService:
         """One record with referenced titles; NotFound when missing, deleted or not visible."""
         entity = self.entity(entity_key)
         record_id = self._id(entity, record_id)
-        qb = QueryBuilder(self.runtime, entity, self.value_context())
+        qb = QueryBuilder(self.runtime, entity, self.value_context(), self.hidden(entity))
         table = qb.table
         columns = list(table.c) + [qb.title_column(f).label(f"{f.name}__title") for f in qb.title_fields(None)]
         where = [table.c.id == record_id]
@@ -158,7 +196,7 @@ class RecordService:
             row = conn.execute(sa.select(*columns).select_from(qb.from_clause()).where(*where)).mappings().first()
         if row is None:
             raise self._not_found(entity, record_id)
-        return self._decode(entity, row)
+        return self._outward(entity, self._decode(entity, row))
 
     def _id(self, entity: Entity, record_id: Any) -> int:
         try:
@@ -173,7 +211,7 @@ class RecordService:
         """A page of records: filters, search, sort, offset or keyset, scope applied in SQL."""
         q = q or ListQuery()
         entity = self.entity(entity_key)
-        qb = QueryBuilder(self.runtime, entity, self.value_context())
+        qb = QueryBuilder(self.runtime, entity, self.value_context(), self.hidden(entity))
         table = qb.table
         where = self._where(entity, qb, q)
         sort = tuple(q.sort) or entity.list.sort
@@ -215,7 +253,8 @@ class RecordService:
         has_prev = more if backwards else bool(q.cursor or q.offset)
         next_cursor = cursor_of(rows[-1]) if has_next and rows else None
         prev_cursor = cursor_of(rows[0]) if has_prev and rows else None
-        decoded = [self._decode(entity, {k: v for k, v in r.items() if not k.startswith("_k")}) for r in rows]
+        decoded = [self._outward(entity, self._decode(entity, {k: v for k, v in r.items() if not k.startswith("_k")}))
+                   for r in rows]
         return Page(decoded, total, exact, next_cursor, tuple(sort), prev_cursor)
 
     def _where(self, entity: Entity, qb: QueryBuilder, q: ListQuery) -> list[Any]:
@@ -239,7 +278,7 @@ class RecordService:
         """
         q = q or ListQuery()
         entity = self.entity(entity_key)
-        qb = QueryBuilder(self.runtime, entity, self.value_context())
+        qb = QueryBuilder(self.runtime, entity, self.value_context(), self.hidden(entity))
         group = qb.table.c[qb.field(group_by).name]
         summed = []
         for name in sums:
@@ -264,8 +303,9 @@ class RecordService:
                 .select_from(history.outerjoin(users, users.c.id == history.c.user_id))
                 .where(history.c.entity == entity.key, history.c.record_id == int(record_id))
                 .order_by(history.c.id.desc()))
+        hidden = self.hidden(entity)
         with self.transaction() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
+            return [dict(r) for r in conn.execute(stmt).mappings() if r["field"] not in hidden]
 
     # -- values ---------------------------------------------------------------------------------
     def _coerce(self, entity: Entity, data: Mapping[str, Any], errors: Errors, creating: bool) -> dict[str, Any]:
@@ -278,8 +318,12 @@ class RecordService:
                 errors.setdefault(name, []).append(Message("unknown_field", {"entity": entity.key, "value": name}))
                 continue
             f = entity.fields[name]
+            rule = self.field_rules(entity).get(name)
+            if rule == "hidden":  # as if the field did not exist: no hint that it does
+                errors.setdefault(name, []).append(Message("unknown_field", {"entity": entity.key, "value": name}))
+                continue
             settable = name == "owner" or (not f.system and not f.kind.derived and (not f.read_only or self.actor.is_system))
-            if not settable:
+            if not settable or rule == "read_only":
                 errors.setdefault(name, []).append(Message("read_only"))
                 continue
             if raw is None or raw == "" or raw == []:
@@ -407,6 +451,12 @@ class RecordService:
             rows = [{"entity": entity.key, "record_id": record_id, "action": action, "field": None,
                      "old_value": None, "new_value": None, "user_id": user, "at": at, "comment": comment}]
         conn.execute(sa.insert(self.runtime.table("crm_history")), rows)
+        self._written(entity)
+
+    def _written(self, entity: Entity) -> None:
+        """A record of `entity` changed: drop what was derived from such records."""
+        if entity.key in self.runtime.org.entities:
+            self.runtime.org.invalidate()
 
     def _run_hooks(self, event: str, ctx: HookContext) -> None:
         self.runtime.hooks.run(event, ctx)
@@ -446,6 +496,8 @@ class RecordService:
         self._defaults(entity, values, errors)
         if values.get("owner") is None:
             values["owner"] = self.actor.user_id
+        elif values["owner"] != self.actor.user_id:
+            self._check(entity, "assign", {"owner": values["owner"]})  # may the actor give records to them?
         with self.transaction() as conn:
             ctx = HookContext(entity, "before_validate", values, None, self.actor, self._hook_service(conn), is_new=True)
             record, changed = self._prepare(conn, ctx, errors)
@@ -486,8 +538,11 @@ class RecordService:
             record = {**old, **values}
             ctx = HookContext(entity, "before_validate", record, old, self.actor, self._hook_service(conn))
             record, changed = self._prepare(conn, ctx, errors)
-            # The caller must still be allowed to edit the record as it will be saved.
+            # The caller must still be allowed to edit the record as it will be saved, and may only
+            # hand it to an owner within their assign scope.
             self._check(entity, "edit", record)
+            if record.get("owner") != old.get("owner"):
+                self._check(entity, "assign", {**record, "id": None})
             changes = {k: (old.get(k), record.get(k)) for k in entity.fields
                        if not entity.fields[k].system or k == "owner"}
             changes = {k: v for k, v in changes.items() if v[0] != v[1]}
@@ -698,6 +753,7 @@ class RecordService:
                 conn.execute(sa.insert(self.runtime.table("crm_history")), [
                     {"entity": entity.key, "record_id": i, "action": "create", "field": None, "old_value": None,
                      "new_value": None, "user_id": self.actor.user_id, "at": now, "comment": "import"} for i in ids])
+        self._written(entity)
         return ids
 
     def _validate_bulk(self, conn: Connection, entity: Entity, prepared: list[dict[str, Any]]) -> None:
@@ -753,6 +809,62 @@ class RecordService:
                     errors.setdefault(f"{seen[taken]}.{f.name}", []).append(Message("not_unique", {"value": taken}))
         if errors:
             raise ValidationFailed(errors)
+
+    # -- sharing --------------------------------------------------------------------------------
+    def share(self, entity_key: str, record_id: Any, user_id: int, access: str = "read") -> None:
+        """Give a user read or edit access to one record beyond their scope (needs 'share')."""
+        entity = self.entity(entity_key)
+        record = self.get(entity.key, record_id)
+        self._check(entity, "share", record)
+        if access not in SHARE_LEVELS:
+            raise ValidationFailed({"access": [Message("not_an_option", {"value": access, "picklist": "read, edit"})]})
+        users, shares = self.runtime.table("crm_user"), self.runtime.table("crm_share")
+        with self.transaction() as conn:
+            if conn.execute(sa.select(users.c.id).where(users.c.id == user_id, users.c.is_active.is_(True))).first() is None:
+                raise ValidationFailed({"user": [Message("no_such_user", {"value": user_id})]})
+            key = (shares.c.entity == entity.key) & (shares.c.record_id == record["id"]) & (shares.c.user_id == user_id)
+            conn.execute(sa.delete(shares).where(key))
+            conn.execute(sa.insert(shares).values(entity=entity.key, record_id=record["id"], user_id=user_id,
+                                                  access=access, created_by=self.actor.user_id,
+                                                  created_at=self.runtime.now()))
+            self._history(conn, entity, record["id"], "share", {}, comment=f"{user_id}:{access}")
+
+    def unshare(self, entity_key: str, record_id: Any, user_id: int) -> None:
+        entity = self.entity(entity_key)
+        record = self.get(entity.key, record_id)
+        self._check(entity, "share", record)
+        shares = self.runtime.table("crm_share")
+        with self.transaction() as conn:
+            done = conn.execute(sa.delete(shares).where(shares.c.entity == entity.key, shares.c.record_id == record["id"],
+                                                        shares.c.user_id == user_id))
+            if done.rowcount:
+                self._history(conn, entity, record["id"], "unshare", {}, comment=str(user_id))
+
+    def shares(self, entity_key: str, record_id: Any) -> list[dict[str, Any]]:
+        """Who a record is shared with: [{user_id, name, access, created_at}] (needs read)."""
+        entity = self.entity(entity_key)
+        record = self.get(entity.key, record_id)
+        shares, users = self.runtime.table("crm_share"), self.runtime.table("crm_user")
+        stmt = (sa.select(shares.c.user_id, users.c.display_name.label("name"), shares.c.access, shares.c.created_at)
+                .select_from(shares.join(users, users.c.id == shares.c.user_id))
+                .where(shares.c.entity == entity.key, shares.c.record_id == record["id"]).order_by(users.c.display_name))
+        with self.transaction() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def explain(self, entity_key: str, record_id: Any, actor: Actor) -> list[Decision]:
+        """Why `actor` may or may not do each action on a record ("why can I see this?").
+
+        For administrators: the caller needs 'all' read scope on the entity.
+        """
+        entity = self.entity(entity_key)
+        if self.runtime.access.scope(self.actor, entity, "read") != "all":
+            raise Forbidden(Message("rejected", {"message": {"en": "Only administrators may ask why.",
+                                                             "zh": "只有管理员可以查看权限原因。"}}))
+        record = self.runtime.records(SYSTEM, self.conn).get(entity.key, record_id, include_deleted=True)
+        other = RecordService(self.runtime, actor, self.conn)
+        return [self.runtime.access.decide(actor, entity, action, record,
+                                           lambda: other._share_level(entity, record["id"]))
+                for action in ACTIONS]
 
     # -- output ---------------------------------------------------------------------------------
     def to_json(self, entity_key: str, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from engine.fieldtypes.reference import ID_TYPE
 from engine.metadata.registry import Entity, Registry
 
 SYSTEM_TABLES = ("crm_user", "crm_user_role", "crm_history", "crm_counter", "crm_customization", "crm_pack",
-                 "crm_session", "crm_login_failure", "crm_api_token", "crm_saved_view")
+                 "crm_session", "crm_login_failure", "crm_api_token", "crm_saved_view", "crm_share")
 
 
 def index_name(table: str, columns: list[str], unique: bool = False) -> str:
@@ -110,6 +110,17 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("last_used_at", sa.DateTime),
         sa.Column("revoked_at", sa.DateTime),
+    )
+    # Records shared with users beyond their scope: read, or edit (which includes read).
+    sa.Table(
+        "crm_share", metadata,
+        sa.Column("entity", sa.String(64), primary_key=True),
+        sa.Column("record_id", ID_TYPE, primary_key=True),
+        sa.Column("user_id", ID_TYPE, primary_key=True),
+        sa.Column("access", sa.String(8), nullable=False),
+        sa.Column("created_by", ID_TYPE),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Index("ix_crm_share_user", "user_id", "entity", "record_id"),
     )
     # List views a user saved for themselves: filters, search, columns and sort of one entity.
     sa.Table(

@@ -288,3 +288,22 @@ def test_home_cards_name_an_entity_and_one_of_its_views(tmp_path: Path) -> None:
         "  - {entity: task, view: mine, mine: true, label: {en: My tasks, zh: 我的任务}}\n", encoding="utf-8")
     registry = load_registry([pack])
     assert registry.home[0].entity == "task" and registry.home[0].mine and registry.home[0].label["zh"] == "我的任务"
+
+
+def test_organization_fields_must_form_a_tree_and_membership(tmp_path: Path) -> None:
+    pack = tmp_path / "org"
+    (pack / "entities").mkdir(parents=True)
+    (pack / "pack.yaml").write_text(
+        "name: org\nversion: 1.0.0\nlabel: {en: O, zh: O}\ndepends: []\n"
+        "organization: {unit: team, parent: name, member: person, member_user: team, member_unit: team}\n",
+        encoding="utf-8")
+    (pack / "entities" / "team.yaml").write_text(
+        "entity: team\nlabel: {en: Team, zh: 团队}\ntitle: name\nfields:\n  name: {type: string, label: {en: N, zh: N}}\n",
+        encoding="utf-8")
+    (pack / "entities" / "person.yaml").write_text(
+        "entity: person\nlabel: {en: Person, zh: 人员}\ntitle: name\nfields:\n  name: {type: string, label: {en: N, zh: N}}\n"
+        "  team: {type: reference, entity: team, label: {en: T, zh: T}}\n", encoding="utf-8")
+    errors = validate([pack])
+    find(errors, "org/pack.yaml", 5, "organization.parent", "'team.name' must be a reference to team")
+    find(errors, "org/pack.yaml", 5, "organization.member_user", "'person.team' must be a user field")
+    assert len(errors) == 2
