@@ -329,3 +329,22 @@ def test_history_shows_names_and_formatted_values(client_for: Client, crm: Runti
     history = client_for("admin").get(f"/app/customer/{cid}?tab=history").text
     assert "120,000.00" in history and "Sales2" in history and "Sales1" in history
     assert "华信科技09" in history  # the parent's title, not its id
+
+
+def test_sharing_tab_and_access_explanation(client_for: Client, crm: Runtime, people: dict[str, User],
+                                            data: dict[str, Any]) -> None:
+    owner, other = client_for("sales1"), client_for("sales2")
+    cid = data["mine"][6]
+    assert other.get(f"/app/customer/{cid}").status_code == 404
+    page = owner.get(f"/app/customer/{cid}?tab=sharing")
+    assert 'data-test="shares"' in page.text and "Not shared with anyone." in page.text
+    token = csrf_of(owner, "/")
+    owner.post(f"/app/customer/{cid}/share", data={"_csrf": token, "user": people["sales2"].id, "access": "read"})
+    assert "Sales2" in owner.get(f"/app/customer/{cid}?tab=sharing").text
+    assert other.get(f"/app/customer/{cid}").status_code == 200
+    assert "Sales2 (Read)" in owner.get(f"/app/customer/{cid}?tab=history").text
+    explained = client_for("admin").get(f"/app/customer/{cid}?tab=access&user={people['sales2'].id}").text
+    assert 'data-test="decisions"' in explained and "it is shared with you (read)" in explained
+    assert 'data-test="tab-access"' not in owner.get(f"/app/customer/{cid}").text  # admins only
+    owner.post(f"/app/customer/{cid}/share", data={"_csrf": token, "user": people["sales2"].id, "revoke": "1"})
+    assert other.get(f"/app/customer/{cid}").status_code == 404

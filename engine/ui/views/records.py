@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +21,7 @@ from engine.metadata.registry import Entity, Field, Section, text
 from engine.runtime import files
 from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
 from engine.runtime.query import ListQuery
+from engine.runtime.users import load_user
 from engine.ui import listing
 from engine.ui.render import display
 from engine.ui.web import Ctx, page
@@ -38,16 +39,31 @@ def entity_of(ctx: Ctx) -> Entity:
     return entity
 
 
-def sections(entity: Entity, kind: str = "detail") -> tuple[Section, ...]:
+def sections(ctx: Ctx, entity: Entity, kind: str = "detail") -> tuple[Section, ...]:
+    """The layout's sections without the fields the user may not see."""
     chosen = entity.detail if kind == "detail" else entity.form
     chosen = chosen or entity.form or entity.detail
-    if chosen:
-        return chosen
-    return (Section({"en": "Details", "zh": "详细信息"}, tuple(f.name for f in entity.user_fields), 2),)
+    if not chosen:
+        chosen = (Section({"en": "Details", "zh": "详细信息"}, tuple(f.name for f in entity.user_fields), 2),)
+    hidden = ctx.records.hidden(entity)
+    return tuple(Section(s.label, tuple(n for n in s.fields if n not in hidden and entity.has(n)), s.columns)
+                 for s in chosen)
+
+
+def shown_fields(ctx: Ctx, entity: Entity, names: Iterable[str]) -> list[Field]:
+    """The fields named, less unknown ones and those hidden from the user."""
+    hidden = ctx.records.hidden(entity)
+    return [entity.field(n) for n in names if entity.has(n) and n not in hidden]
 
 
 def editable(f: Field) -> bool:
     return not f.system and not f.kind.derived and not f.read_only
+
+
+def editor(ctx: Ctx, entity: Entity) -> Callable[[Field], bool]:
+    """Whether the user may change a field in a form: by type and by their roles' field rules."""
+    rules = ctx.records.field_rules(entity)
+    return lambda f: editable(f) and f.name not in rules
 
 
 def users(ctx: Ctx) -> list[dict[str, Any]]:
@@ -86,10 +102,11 @@ def list_view(ctx: Ctx) -> Response:
     saved = listing.saved_views(ctx.runtime, ctx.user.id, entity.key)
     req = listing.resolve_title_filters(ctx.runtime, ctx.records, listing.parse(entity, ctx.request.query_params, saved))
     result = ctx.records.query(entity.key, req.query())
-    columns = [entity.field(c) for c in req.columns if entity.has(c)]
+    columns = shown_fields(ctx, entity, req.columns)
+    filters = shown_fields(ctx, entity, [f.name for f in listing.filter_fields(entity)])
+    choosable = shown_fields(ctx, entity, [n for n in entity.fields if n not in ("deleted_at", "version")])
     return ctx.render("list.html", entity=entity, req=req, page=result, columns=columns, saved=saved,
-                      filter_fields=listing.filter_fields(entity), users=users(ctx), base=f"/app/{entity.key}",
-                      all_columns=[f for f in entity.fields.values() if f.name not in ("deleted_at", "version")])
+                      filter_fields=filters, users=users(ctx), base=f"/app/{entity.key}", all_columns=choosable)
 
 
 @page()
@@ -150,7 +167,7 @@ def export_csv(ctx: Ctx) -> Response:
     entity = entity_of(ctx)
     check_export(ctx, entity)
     req = list_request(ctx, entity)
-    return export_response(ctx, entity, req.query(count=False), [entity.field(c) for c in req.columns])
+    return export_response(ctx, entity, req.query(count=False), shown_fields(ctx, entity, req.columns))
 
 
 @page()
@@ -165,7 +182,7 @@ def bulk(ctx: Ctx) -> Response:
         return ctx.redirect(back)
     if action == "export":
         check_export(ctx, entity)
-        columns = [entity.field(c) for c in entity.list.columns] or list(entity.user_fields)
+        columns = shown_fields(ctx, entity, entity.list.columns or [f.name for f in entity.user_fields])
         return export_response(ctx, entity, ListQuery(filters=[f"id in {','.join(map(str, ids))}"]), columns)
     done, failed = 0, []
     for record_id in ids:
@@ -207,9 +224,19 @@ def history_rows(ctx: Ctx, entity: Entity, record_id: int) -> list[dict[str, Any
     """The record's changes as the user reads them: labels, formatted values, titles of links."""
     raw = ctx.records.history(entity.key, record_id)[:200]
     decoded = [(h, entity.fields.get(h["field"] or ""), load(h["old_value"]), load(h["new_value"])) for h in raw]
-    titles = linked_titles(ctx, [(f, v) for _, f, old, new in decoded if f is not None for v in (old, new)])
+    titles = linked_titles(ctx, [(f, v) for _, f, old, new in decoded if f is not None for v in (old, new)]
+                           + [(entity.field("owner"), int(h["comment"].split(":")[0])) for h in raw
+                              if h["action"] in ("share", "unshare") and (h["comment"] or "").split(":")[0].isdigit()])
     return [{**h, "field_label": f.title(ctx.language) if f else "", "old": shown(ctx, f, old, titles),
-             "new": shown(ctx, f, new, titles)} for h, f, old, new in decoded]
+             "new": shared_with(ctx, h, titles) if h["action"] in ("share", "unshare") else shown(ctx, f, new, titles)}
+            for h, f, old, new in decoded]
+
+
+def shared_with(ctx: Ctx, h: dict[str, Any], titles: dict[tuple[str, int], str]) -> str:
+    """A share entry's comment ("USER_ID:ACCESS") as "Name (Read and edit)"."""
+    user, _, access = (h["comment"] or "").partition(":")
+    name = titles.get(("crm_user", int(user)), f"#{user}") if user.isdigit() else user
+    return f"{name} ({ctx.t('access_' + access)})" if access else name
 
 
 def load(stored: str | None) -> Any:
@@ -270,14 +297,41 @@ def detail(ctx: Ctx) -> Response:
     if active is not None:
         child: Entity = active["entity"]
         names = active["rel"].columns or child.list.columns
-        related_columns = [child.field(c) for c in names if child.has(c)]
+        related_columns = shown_fields(ctx, child, names)
         related_rows = ctx.records.query(child.key, ListQuery(filters=[f"{active['rel'].via} eq {record['id']}"],
                                                               limit=100, count=False)).rows
     history = history_rows(ctx, entity, record["id"]) if tab == "history" else []
+    may_share = ctx.can(entity, "share", record)
+    shares = ctx.records.shares(entity.key, record["id"]) if tab == "sharing" and may_share else []
+    may_explain = ctx.runtime.access.scope(ctx.actor, entity, "read") == "all"
+    decisions, asked = [], None
+    if tab == "access" and may_explain and ctx.param("user").isdigit():
+        asked = load_user(ctx.runtime, int(ctx.param("user")))
+        if asked is not None:
+            decisions = ctx.records.explain(entity.key, record["id"], asked.actor(ctx.language))
     return ctx.render("detail.html", entity=entity, record=record, title=title_of(entity, record),
-                      sections=sections(entity, "detail"), tabs=tabs, tab=tab, active=active,
+                      sections=sections(ctx, entity, "detail"), tabs=tabs, tab=tab, active=active,
                       related_rows=related_rows, related_columns=related_columns, history=history,
-                      stage_fields=entity.fields_of_type("stage"))
+                      stage_fields=entity.fields_of_type("stage"), may_share=may_share, shares=shares,
+                      users=users(ctx) if tab in ("sharing", "access") else [], may_explain=may_explain,
+                      decisions=decisions, asked=asked)
+
+
+@page()
+def share(ctx: Ctx) -> Response:
+    entity = entity_of(ctx)
+    record_id = ctx.request.path_params["id"]
+    user = ctx.param("user")
+    try:
+        if ctx.param("revoke"):
+            ctx.records.unshare(entity.key, record_id, int(user) if user.isdigit() else 0)
+            ctx.flash(ctx.t("share_revoked"))
+        else:
+            ctx.records.share(entity.key, record_id, int(user) if user.isdigit() else 0, ctx.param("access") or "read")
+            ctx.flash(ctx.t("shared"))
+    except ValidationFailed as exc:
+        ctx.flash(errors_text(ctx, exc), "error")
+    return ctx.redirect(f"/app/{entity.key}/{record_id}", tab="sharing")
 
 
 @page()
@@ -377,16 +431,17 @@ def read_form(ctx: Ctx, entity: Entity, fields: list[Field]) -> tuple[dict[str, 
     return values, errors, picks
 
 
-def form_fields(entity: Entity) -> list[Field]:
-    names = [n for s in sections(entity, "form") for n in s.fields]
-    return [entity.field(n) for n in names if entity.has(n) and editable(entity.field(n))]
+def form_fields(ctx: Ctx, entity: Entity) -> list[Field]:
+    may_edit = editor(ctx, entity)
+    return [f for f in shown_fields(ctx, entity, [n for s in sections(ctx, entity, "form") for n in s.fields])
+            if may_edit(f)]
 
 
 def render_form(ctx: Ctx, entity: Entity, record: dict[str, Any] | None, values: dict[str, Any],
                 errors: dict[str, list[str]] | None = None, picks: dict[str, Any] | None = None,
                 raw: Any = None, status: int = 200, conflict: str = "") -> Response:
     return ctx.render("form.html", status=status, entity=entity, record=record, values=values, errors=errors or {},
-                      picks=picks or {}, raw=raw, sections=sections(entity, "form"), editable=editable,
+                      picks=picks or {}, raw=raw, sections=sections(ctx, entity, "form"), editable=editor(ctx, entity),
                       users=users(ctx), conflict=conflict, back=back_of(ctx),
                       title=title_of(entity, record) if record else ctx.t("new_record", entity=entity.name(ctx.language)))
 
@@ -406,7 +461,7 @@ def new(ctx: Ctx) -> Response:
         prefill: dict[str, Any] = {}
         vctx = ctx.records.value_context()
         titles: dict[str, Any] = {}
-        for f in form_fields(entity):
+        for f in form_fields(ctx, entity):
             raw = ctx.request.query_params.get(f.name)
             if raw:
                 try:
@@ -422,7 +477,7 @@ def new(ctx: Ctx) -> Response:
         if titles:
             prefill["_titles"] = titles
         return render_form(ctx, entity, None, prefill)
-    values, errors, picks = read_form(ctx, entity, form_fields(entity))
+    values, errors, picks = read_form(ctx, entity, form_fields(ctx, entity))
     if not errors:
         try:
             created = ctx.records.create(entity.key, {k: v for k, v in values.items() if v is not None})
@@ -442,7 +497,7 @@ def edit(ctx: Ctx) -> Response:
         raise Forbidden(Message("rejected", {"message": {"en": "You may not edit this record.", "zh": "您无权编辑此记录。"}}))
     if ctx.form is None:
         return render_form(ctx, entity, record, record)
-    values, errors, picks = read_form(ctx, entity, form_fields(entity))
+    values, errors, picks = read_form(ctx, entity, form_fields(ctx, entity))
     version = ctx.param("_version")
     if not errors:
         try:
@@ -498,7 +553,7 @@ def board(ctx: Ctx) -> Response:
     if entity.board is None and not entity.fields_of_type("stage"):
         raise NotFound(Message("not_found", {"entity": entity.key, "id": "board"}))
     stage_field = entity.field(entity.board.field if entity.board else entity.fields_of_type("stage")[0].name)
-    sums = [entity.field(s) for s in (entity.board.sums if entity.board else ())]
+    sums = shown_fields(ctx, entity, entity.board.sums if entity.board else ())
     req = list_request(ctx, entity)
     base = req.query(count=False)
     totals = ctx.records.summarize(entity.key, base, stage_field.name, [s.name for s in sums])
@@ -509,7 +564,7 @@ def board(ctx: Ctx) -> Response:
         cards = ctx.records.query(entity.key, q).rows if stage.key in totals else []
         columns.append({"stage": stage, "cards": cards, "count": totals.get(stage.key, {}).get("count", 0),
                         "sums": totals.get(stage.key, {}).get("sums", {})})
-    card_fields = [entity.field(c) for c in req.columns if entity.has(c) and c not in (entity.title, stage_field.name)][:3]
+    card_fields = shown_fields(ctx, entity, [c for c in req.columns if c not in (entity.title, stage_field.name)])[:3]
     return ctx.render("board.html", entity=entity, stage_field=stage_field, columns=columns, sums=sums,
                       card_fields=card_fields, req=req, base=f"/app/{entity.key}/board")
 
@@ -522,7 +577,7 @@ def trash(ctx: Ctx) -> Response:
     cursor = ctx.param("cursor") or None
     result = ctx.records.query(entity.key, ListQuery(trash=True, sort=["-deleted_at"], limit=50, cursor=cursor,
                                                      search=ctx.param("q") or None))
-    columns = [entity.field(c) for c in entity.list.columns[:5] if entity.has(c)]
+    columns = shown_fields(ctx, entity, entity.list.columns[:5])
     return ctx.render("trash.html", entity=entity, page=result, columns=columns,
                       may_delete=ctx.can(entity, "delete"), may_purge=ctx.can(entity, "delete"))
 
