@@ -24,7 +24,7 @@ from engine.fieldtypes.base import FieldValueError, ValueContext
 from engine.i18n import Message
 from engine.metadata.filters import parse_filter
 from engine.metadata.registry import ACTIONS, Entity, Field, Registry, UnknownName
-from engine.runtime import migrate
+from engine.runtime import audit, migrate
 from engine.runtime import query as query_module
 from engine.runtime.access import SHARE_LEVELS, Access, Decision
 from engine.runtime.actor import SYSTEM, Actor
@@ -632,8 +632,12 @@ class RecordService:
             self._binned(conn, entity, record_id)  # checks: exists, in the bin, allowed
             self._apply_on_delete(conn, entity, record_id, purge=True)
             table = self.runtime.table(entity.key)
+            old = self._fetch(conn, entity, record_id) or {}
             conn.execute(sa.delete(table).where(table.c.id == record_id))
             self._history(conn, entity, record_id, "purge", {})
+            audit.record(self.runtime, "purge", user_id=self.actor.user_id, username=self.actor.username,
+                         entity=entity.key, record_id=record_id, conn=conn,
+                         detail={"title": str(old.get(entity.title, ""))[:200]})
 
     def _apply_on_delete(self, conn: Connection, entity: Entity, record_id: int, purge: bool,
                          at: datetime | None = None) -> None:

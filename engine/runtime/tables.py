@@ -15,7 +15,7 @@ from engine.fieldtypes.reference import ID_TYPE
 from engine.metadata.registry import Entity, Registry
 
 SYSTEM_TABLES = ("crm_user", "crm_user_role", "crm_history", "crm_counter", "crm_customization", "crm_pack",
-                 "crm_session", "crm_login_failure", "crm_api_token", "crm_saved_view", "crm_share")
+                 "crm_session", "crm_login_failure", "crm_api_token", "crm_saved_view", "crm_share", "crm_audit")
 
 
 def index_name(table: str, columns: list[str], unique: bool = False) -> str:
@@ -110,6 +110,20 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("last_used_at", sa.DateTime),
         sa.Column("revoked_at", sa.DateTime),
+    )
+    sa.Table(
+        "crm_audit", metadata,
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("event", sa.String(32), nullable=False),
+        sa.Column("user_id", ID_TYPE),
+        sa.Column("username", sa.String(64), nullable=False, server_default=""),
+        sa.Column("address", sa.String(64), nullable=False, server_default=""),
+        sa.Column("entity", sa.String(64)),
+        sa.Column("record_id", ID_TYPE),
+        sa.Column("detail", sa.Text),
+        sa.Index("ix_crm_audit_event", "event", "id"),
+        sa.Index("ix_crm_audit_user", "username", "id"),
     )
     # Records shared with users beyond their scope: read, or edit (which includes read).
     sa.Table(

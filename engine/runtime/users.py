@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from engine.i18n import Message
+from engine.runtime import audit
 from engine.runtime.actor import Actor
 from engine.runtime.errors import ValidationFailed
 from engine.runtime.service import Runtime
@@ -70,7 +71,25 @@ def create_user(runtime: Runtime, username: str, password: str, *, display_name:
         ).returning(users.c.id)).scalar_one()
         if roles:
             conn.execute(sa.insert(runtime.table("crm_user_role")), [{"user_id": user_id, "role": r} for r in roles])
+            audit.record(runtime, "roles_changed", username=username, conn=conn,
+                         detail={"user_id": int(user_id), "before": [], "roles": list(roles)})
     return User(int(user_id), username, display_name or username, tuple(roles), is_admin, language)
+
+
+def set_roles(runtime: Runtime, user_id: int, roles: tuple[str, ...], *, by: Actor) -> None:
+    """Replace a user's roles (audited: who changed whose roles from what to what)."""
+    unknown = [r for r in roles if r not in runtime.registry.roles]
+    if unknown:
+        raise ValidationFailed({"roles": [Message("rejected", {"message": {
+            "en": f"Unknown role(s): {', '.join(unknown)}.", "zh": f"未知角色：{', '.join(unknown)}。"}})]})
+    table = runtime.table("crm_user_role")
+    with runtime.engine.begin() as conn:
+        before = sorted(conn.execute(sa.select(table.c.role).where(table.c.user_id == user_id)).scalars())
+        conn.execute(sa.delete(table).where(table.c.user_id == user_id))
+        if roles:
+            conn.execute(sa.insert(table), [{"user_id": user_id, "role": r} for r in dict.fromkeys(roles)])
+        audit.record(runtime, "roles_changed", user_id=by.user_id, username=by.username, conn=conn,
+                     detail={"user_id": user_id, "before": before, "roles": sorted(set(roles))})
 
 
 def load_user(runtime: Runtime, user_id: int) -> User | None:

@@ -166,3 +166,22 @@ def test_api_tokens_are_shown_once_and_revocable(client_for: Client, crm: Runtim
     assert len(stored) == 1 and stored[0]["prefix"] == secret[:12]
     assert client.post(f"/settings/tokens/{stored[0]['id']}/revoke", data={"_csrf": token}).status_code == 303
     assert list_tokens(crm, people["sales1"].id) == []
+
+
+def test_the_audit_log_records_security_events_for_admins(client_for: Client, crm: Runtime,
+                                                          people: dict[str, User]) -> None:
+    crm.records().create("customer", {"name": "审计客户"})
+    stranger = client_for()
+    stranger.post("/login", data={"username": "sales1", "password": "wrong-wrong", "_csrf": csrf_of(stranger)})
+    admin = client_for("admin")
+    assert admin.get("/app/customer/export.csv").status_code == 200
+    record = crm.records().create("customer", {"name": "要删除的"})
+    token = csrf_of(admin, "/")
+    admin.post(f"/app/customer/{record['id']}/delete", data={"_csrf": token})
+    admin.post(f"/app/customer/{record['id']}/purge", data={"_csrf": token})
+    page = admin.get("/admin/audit").text
+    for text in ("Sign-in failed", "Signed in", "Exported", "rows:</span> 1", "Deleted for good", "要删除的"):
+        assert text in page, text
+    only = admin.get("/admin/audit?event=login_failed").text
+    assert "Sign-in failed" in only and "Exported</td>" not in only
+    assert client_for("sales1").get("/admin/audit").status_code == 403

@@ -7,6 +7,7 @@ import secrets
 import sqlalchemy as sa
 from starlette.responses import Response
 
+from engine.runtime import audit
 from engine.runtime.users import HASHER, check_password, password_problems
 from engine.ui import sessions
 from engine.ui.tokens import create_token, list_tokens, revoke_token
@@ -33,10 +34,12 @@ def login(ctx: Ctx) -> Response:
     lock = sessions.locked(runtime, username, address)
     if lock is not None:
         error = ctx.t("login_locked", minutes=lock.minutes_left(runtime.now()))
+        audit.record(runtime, "login_failed", username=username, address=address, detail={"locked": True})
         return ctx.render("login.html", status=429, username=username, error=error, next_url=next_url)
     user = check_password(runtime, username, password) if username and password else None
     if user is None:
         sessions.record_failure(runtime, username, address)
+        audit.record(runtime, "login_failed", username=username, address=address)
         return ctx.render("login.html", status=401, username=username, error=ctx.t("login_failed"), next_url=next_url)
     sessions.clear_failures(runtime, username)
     # A fresh session id and CSRF token on every sign-in (no session fixation).
@@ -44,11 +47,15 @@ def login(ctx: Ctx) -> Response:
     ctx.request.session.clear()
     ctx.request.session["sid"] = sessions.start_session(runtime, user, address)
     ctx.request.session["csrf"] = secrets.token_urlsafe(24)
+    audit.record(runtime, "login", user_id=user.id, username=user.username, address=address)
     return ctx.redirect(next_url)
 
 
 @page(public=True)
 def logout(ctx: Ctx) -> Response:
+    if ctx.user is not None:
+        audit.record(ctx.runtime, "logout", user_id=ctx.user.id, username=ctx.user.username,
+                     address=client_address(ctx.request))
     sessions.end_session(ctx.runtime, ctx.request.session.get("sid"))
     language = ctx.language
     ctx.request.session.clear()
@@ -94,6 +101,8 @@ def change_password(ctx: Ctx) -> Response:
         conn.execute(sa.update(users).where(users.c.id == ctx.user.id).values(password_hash=HASHER.hash(new)))
     # Other sessions of this user end: a changed password locks out whoever else had it.
     sessions.end_all_sessions(ctx.runtime, ctx.user.id, keep=ctx.request.session.get("sid"))
+    audit.record(ctx.runtime, "password_changed", user_id=ctx.user.id, username=ctx.user.username,
+                 address=client_address(ctx.request))
     ctx.flash(ctx.t("password_changed"))
     return ctx.redirect("/settings")
 

@@ -18,13 +18,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from engine.fieldtypes.base import FieldValueError
 from engine.i18n import Message
 from engine.metadata.registry import Entity, Field, Section, text
-from engine.runtime import files
+from engine.runtime import audit, files
 from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
 from engine.runtime.query import ListQuery
 from engine.runtime.users import load_user
 from engine.ui import listing
 from engine.ui.render import display
-from engine.ui.web import Ctx, page
+from engine.ui.web import Ctx, client_address, page
 
 BOARD_CARDS = 30  # cards shown per board column; the column's count and sums cover all records
 EXPORT_BATCH = 500
@@ -131,23 +131,30 @@ def delete_view(ctx: Ctx) -> Response:
 
 
 def csv_rows(ctx: Ctx, entity: Entity, query: ListQuery, columns: list[Field]) -> Iterator[str]:
-    """The CSV text of every row a query selects, a batch at a time (keyset), with a BOM for Excel."""
+    """The CSV text of every row a query selects, a batch at a time (keyset), with a BOM for Excel.
+    The export is audited once all rows are written."""
     out = io.StringIO()
     writer = csv.writer(out)
     out.write("\ufeff")
     writer.writerow([f.title(ctx.language) for f in columns])
-    cursor = None
+    cursor, count = None, 0
     while True:
         query.cursor, query.limit, query.count = cursor, EXPORT_BATCH, False
         page_ = ctx.records.query(entity.key, query)
         for row in page_.rows:
             writer.writerow([str(display(f, row, ctx.language, link=False).unescape()) for f in columns])
+        count += len(page_.rows)
         yield out.getvalue()
         out.seek(0)
         out.truncate()
         cursor = page_.next_cursor
         if not cursor:
-            return
+            break
+    assert ctx.user is not None
+    audit.record(ctx.runtime, "export", user_id=ctx.user.id, username=ctx.user.username, entity=entity.key,
+                 address=client_address(ctx.request),
+                 detail={"rows": count, "filters": list(query.filters), "search": query.search or "",
+                         "columns": [f.name for f in columns]})
 
 
 def check_export(ctx: Ctx, entity: Entity) -> None:
