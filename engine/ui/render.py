@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from engine.fieldtypes.text import sanitize
 from engine.metadata.registry import Field, text
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -44,6 +45,8 @@ def display(field: Field, record: dict[str, Any], language: str, link: bool = Tr
     if field.type == "attachment" and record.get("id"):
         url = f"/app/{field.entity}/{int(record['id'])}/files/{field.name}"
         return Markup(f'<a href="{url}" download>{shown}</a>')
+    if field.type == "text" and field.options.get("rich"):
+        return Markup(sanitize(str(value)))  # cleaned on the way in; again here for older data
     if field.type == "text":
         return Markup("<br>").join(escape(line) for line in str(value).splitlines())
     if field.type == "boolean":

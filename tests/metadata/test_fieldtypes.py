@@ -401,3 +401,17 @@ def test_operators_per_type() -> None:
     assert types["boolean"].operators == ("eq", "ne", "is_empty", "is_not_empty")
     assert "contains" in types["multi_choice"].operators and "eq" not in types["multi_choice"].operators
     assert types["attachment"].operators == ("is_empty", "is_not_empty")
+
+
+def test_rich_text_is_sanitized_plain_text_is_kept() -> None:
+    standard = load_registry([FIXTURES.parent.parent.parent / "packs" / "standard_crm"])
+    rich = standard.entity("knowledge_article").field("content")
+    dirty = ('<p onclick="steal()">Reset the <b>router</b><script>alert(1)</script>'
+             '<a href="javascript:alert(1)">here</a> <img src=x onerror=alert(1)>'
+             '<a href="https://help.example/x">manual</a><iframe src="https://evil"></iframe></p>')
+    clean = coerce(rich, dirty)
+    for bad in ("script", "onclick", "javascript:", "onerror", "<img", "iframe"):
+        assert bad not in clean
+    assert "<b>router</b>" in clean and 'href="https://help.example/x"' in clean
+    plain = standard.entity("knowledge_article").field("title")
+    assert coerce(plain, "<b>kept as text</b>") == "<b>kept as text</b>"  # escaped when shown, not altered
