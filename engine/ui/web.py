@@ -224,21 +224,15 @@ def api(view: View) -> Endpoint:
     """A JSON endpoint: bearer token or session (then CSRF header on writes), JSON errors."""
 
     async def endpoint(request: Request) -> Response:
-        body: Any = None
-        if request.method in ("POST", "PUT", "PATCH"):
-            raw = await request.body()
-            try:
-                body = json.loads(raw) if raw else {}
-            except (ValueError, UnicodeDecodeError):
-                return json_error(400, "BadRequest", "The request body is not valid JSON.", request)
-        return await run_in_threadpool(run_api, view, request, body)
+        raw = await request.body() if request.method in ("POST", "PUT", "PATCH") else None
+        return await run_in_threadpool(run_api, view, request, raw)
 
     endpoint.__name__ = view.__name__
     endpoint.__doc__ = view.__doc__
     return endpoint
 
 
-def run_api(view: View, request: Request, body: Any) -> Response:
+def run_api(view: View, request: Request, raw: bytes | None) -> Response:
     state = state_of(request)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -252,6 +246,12 @@ def run_api(view: View, request: Request, body: Any) -> Response:
         if request.method in UNSAFE and not sessions.csrf_matches(request.session.get("csrf"),
                                                                    request.headers.get("x-csrf-token")):
             return json_error(403, "CsrfFailed", "Missing or wrong X-CSRF-Token header.", request)
+    body: Any = None
+    if raw is not None:  # parsed only once the caller is known: 401 comes before 400
+        try:
+            body = json.loads(raw) if raw else {}
+        except (ValueError, UnicodeDecodeError):
+            return json_error(400, "BadRequest", "The request body is not valid JSON.", request)
     ctx = Ctx(request, state, user, body=body)
     try:
         return view(ctx)
