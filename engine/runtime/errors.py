@@ -31,10 +31,13 @@ class ValidationFailed(RecordError):
         summary = "; ".join(f"{k or 'record'}: {m}" for k, ms in self.errors.items() for m in ms)
         super().__init__(Message("rejected", {"message": summary}))
 
+    def summary(self, language: str = "en") -> str:
+        return "; ".join(f"{k or 'record'}: {m.text(language)}" for k, ms in self.errors.items() for m in ms)
+
     def as_dict(self, language: str = "en") -> dict[str, Any]:
         return {
             "error": "ValidationFailed",
-            "message": self.message.text(language),
+            "message": self.summary(language),
             "fields": {k: [m.text(language) for m in ms] for k, ms in self.errors.items()},
         }
 

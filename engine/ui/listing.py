@@ -9,6 +9,7 @@ they all understand the same query syntax.
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -93,6 +94,14 @@ class ListRequest:
         return self.url(base, sort=new, cursor=None, before=None)
 
 
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+        return len(text) == 10
+    except ValueError:
+        return False
+
+
 def filter_fields(entity: Entity) -> list[Field]:
     return [entity.field(n) for n in entity.list.filters if entity.has(n)]
 
@@ -111,7 +120,9 @@ def bar_filters(entity: Entity, params: Mapping[str, Any], getlist: Any) -> tupl
                 filters.append(f"{f.name} eq {relative}")
             if low:
                 filters.append(f"{f.name} gte {low}")
-            if high:
+            if high and f.type == "datetime" and _is_date(high):
+                filters.append(f"{f.name} lt {date.fromisoformat(high) + timedelta(days=1)}")  # the whole last day
+            elif high:
                 filters.append(f"{f.name} lte {high}")
         elif f.type in PICKED:
             chosen = [v.strip() for v in getlist(key) if v.strip()]

@@ -348,3 +348,10 @@ def test_sharing_tab_and_access_explanation(client_for: Client, crm: Runtime, pe
     assert 'data-test="tab-access"' not in owner.get(f"/app/customer/{cid}").text  # admins only
     owner.post(f"/app/customer/{cid}/share", data={"_csrf": token, "user": people["sales2"].id, "revoke": "1"})
     assert other.get(f"/app/customer/{cid}").status_code == 404
+
+
+def test_a_datetime_range_includes_its_last_day(client_for: Client, crm: Runtime, data: dict[str, Any]) -> None:
+    today = crm.now().date().isoformat()
+    created = rows_of(client_for("sales1").get(f"/app/customer?f.created_at.from={today}&f.created_at.to={today}"
+                                               "&limit=100").text)
+    assert len(created) == 30
