@@ -9,9 +9,9 @@ they all understand the same query syntax.
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
