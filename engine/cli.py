@@ -187,6 +187,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- jobs and settings ------------------------------------------------------------------------------
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+
+    runtime = open_runtime()
+    if args.jobs_command == "list":
+        for name in sorted(runtime.hooks.jobs):
+            doc = (runtime.hooks.jobs[name].__doc__ or "").strip().splitlines()
+            print(f"{name}\t{doc[0] if doc else ''}")
+        return 0
+    names = sorted(runtime.hooks.jobs) if args.all else args.names
+    if not names:
+        return _fail("name a job (see `crm jobs list`) or use --all")
+    for name in names:
+        for line in runtime.records().run_job(name):
+            print(f"{name}: {line}")
+    return 0
+
+
+def cmd_setting(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+
+    runtime = open_runtime()
+    if args.setting_command == "list":
+        for key, spec in runtime.registry.settings.items():
+            print(f"{key}\t{json.dumps(runtime.setting(key), ensure_ascii=False)}\t({spec.type}, default "
+                  f"{json.dumps(spec.default, ensure_ascii=False)})\t{spec.label.get('en', '')}")
+        return 0
+    value = runtime.set_setting(args.key, args.value)
+    print(f"{args.key} = {json.dumps(value, ensure_ascii=False)}")
+    return 0
+
+
 # -- serve ----------------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -264,6 +298,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--role", action="append", help="role key, repeatable")
     p.add_argument("--admin", action="store_true")
     p.set_defaults(func=cmd_user_create)
+
+    jobs = sub.add_parser("jobs", help="scheduled jobs of the packs (run them from cron)")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    p = jobs_sub.add_parser("list", help="the jobs the active packs define")
+    p.set_defaults(func=cmd_jobs)
+    p = jobs_sub.add_parser("run", help="run jobs now, as the system")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(func=cmd_jobs)
+
+    setting = sub.add_parser("setting", help="system settings the packs declare")
+    setting_sub = setting.add_subparsers(dest="setting_command", required=True)
+    p = setting_sub.add_parser("list", help="every setting with its current value")
+    p.set_defaults(func=cmd_setting)
+    p = setting_sub.add_parser("set", help="change a setting (checked against its type)")
+    p.add_argument("key")
+    p.add_argument("value")
+    p.set_defaults(func=cmd_setting)
 
     p = sub.add_parser("serve", help="run the web application (screens and JSON API) with uvicorn")
     p.add_argument("--host", default="127.0.0.1")

@@ -8,7 +8,11 @@
 
 Events: before_validate, after_validate, before_save, after_save, before_delete, after_delete,
 before_stage_change, after_stage_change. Entity "*" means every entity. `ctx.reject(message,
-field=None)` refuses the change with a message ({"en": ..., "zh": ...} or a plain string).
+field=None)` refuses the change with a message ({"en": ..., "zh": ...} or a plain string);
+`ctx.warn(message)` saves but tells the user.
+
+`@action(entity, key)` runs a record action declared in the entity's `actions:`; `@job(name)`
+is a scheduled job run by `crm jobs run`.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.runtime.hooks import EVENTS, HookContext
+from engine.runtime.hooks import EVENTS, ActionContext, HookContext, JobContext
 
-__all__ = ["EVENTS", "HookContext", "hook"]
+__all__ = ["EVENTS", "ActionContext", "HookContext", "JobContext", "action", "hook", "job"]
 
 HookFunction = Callable[[HookContext], Any]
+ActionFunction = Callable[[ActionContext], Any]
+JobFunction = Callable[[JobContext], Any]
 
 
 def hook(entity: str, *events: str) -> Callable[[HookFunction], HookFunction]:
@@ -33,6 +39,27 @@ def hook(entity: str, *events: str) -> Callable[[HookFunction], HookFunction]:
         marks = list(getattr(fn, "__crm_hooks__", []))
         marks += [(entity, e) for e in events]
         fn.__crm_hooks__ = marks  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def action(entity: str, key: str) -> Callable[[ActionFunction], ActionFunction]:
+    """Mark the function that runs record action `key` of `entity` (declared in the entity's
+    `actions:`); the runtime checks the permission and `when` before calling it."""
+
+    def mark(fn: ActionFunction) -> ActionFunction:
+        fn.__crm_actions__ = [*getattr(fn, "__crm_actions__", []), (entity, key)]  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def job(name: str) -> Callable[[JobFunction], JobFunction]:
+    """Mark a scheduled job; `crm jobs run NAME` (from cron or a timer) runs it as the system."""
+
+    def mark(fn: JobFunction) -> JobFunction:
+        fn.__crm_job__ = name  # type: ignore[attr-defined]
         return fn
 
     return mark

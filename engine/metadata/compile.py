@@ -7,6 +7,7 @@ from typing import Any
 from engine.fieldtypes import expression
 from engine.metadata.compose import Composition, EntityDraft, FieldDraft
 from engine.metadata.registry import (
+    Action,
     Board,
     Entity,
     Field,
@@ -118,6 +119,8 @@ def _entity(draft: EntityDraft, picklists: dict[str, Picklist]) -> Entity:
     related: list[Related] = []
     indexes: list[tuple[str, ...]] = []
     board: dict[str, Any] | None = None
+    actions: list[Action] = []
+    highlight: str | None = None
     for doc in draft.docs:
         data = doc.data
         label = data.get("label", label)
@@ -135,7 +138,9 @@ def _entity(draft: EntityDraft, picklists: dict[str, Picklist]) -> Entity:
         related += [Related(t["entity"], t["via"], tuple(t.get("columns") or ()), t.get("label"))
                     for t in layouts.get("related") or []]
         board = layouts.get("board", board)
+        highlight = lst.get("highlight", highlight)
         indexes += [tuple(i) for i in data.get("indexes") or []]
+        actions += [_action(draft.key, a, doc, picklists) for a in data.get("actions") or []]
     user_fields = [f for f in draft.fields.values() if not f.spec.get("_system") and f.spec.get("active", True)]
     system_fields = [f for f in draft.fields.values() if f.spec.get("_system")]
     fields = {f.name: _field(draft.key, f, picklists) for f in user_fields + system_fields}
@@ -156,13 +161,21 @@ def _entity(draft: EntityDraft, picklists: dict[str, Picklist]) -> Entity:
         pool=pool,
         form=form_sections,
         detail=_sections(detail) or form_sections,
-        list=ListLayout(tuple(columns), tuple(sort) or ("-id",), tuple(filters), tuple(views)),
+        list=ListLayout(tuple(columns), tuple(sort) or ("-id",), tuple(filters), tuple(views), highlight),
         related=tuple(related),
         board=Board(board["field"], tuple(board.get("sums") or ())) if board else None,
+        actions=tuple(actions),
         indexes=tuple(indexes),
         pack=draft.pack,
         source=draft.doc.file,
     )
+
+
+def _action(entity: str, spec: dict[str, Any], doc: Any, picklists: dict[str, Picklist]) -> Action:
+    inputs = tuple(_field(f"{entity}.{spec['key']}", FieldDraft({**s, "_name": name}, doc, doc.pack), picklists)
+                   for name, s in (spec.get("inputs") or {}).items())
+    return Action(spec["key"], dict(spec["label"]), spec.get("permission", "edit"), tuple(spec.get("when") or ()),
+                  spec.get("confirm"), bool(spec.get("bulk", False)), inputs, spec.get("help"))
 
 
 def _role(key: str, docs: list[Any]) -> Role:

@@ -460,6 +460,13 @@ def _check_entity_doc(comp: Composition, draft: EntityDraft, doc: Document) -> N
     for i, tab in enumerate(_list(layouts.get("related"))):
         if isinstance(tab, dict) and not comp.is_broken(doc, ("layouts", "related", i)):
             _check_related(comp, draft, doc, i, tab)
+    highlight = lst.get("highlight")
+    if isinstance(highlight, str):
+        if (problem := _unknown_field(comp, draft, doc, highlight)):
+            comp.errors.append(doc.error(("layouts", "list", "highlight"), problem))
+        elif draft.fields[highlight].spec.get("type") != "boolean":
+            comp.errors.append(doc.error(("layouts", "list", "highlight"), f"'{highlight}' must be a boolean field"))
+    _check_actions(comp, draft, doc, ctx)
     board = layouts.get("board")
     if isinstance(board, dict) and not comp.is_broken(doc, ("layouts", "board")):
         name = board.get("field", "")
@@ -468,6 +475,26 @@ def _check_entity_doc(comp: Composition, draft: EntityDraft, doc: Document) -> N
         elif draft.fields[name].spec.get("type") != "stage":
             comp.errors.append(doc.error(("layouts", "board", "field"), f"the board field '{name}' must be a stage field"))
         _check_names(comp, draft, doc, ("layouts", "board", "sums"), board.get("sums"))
+
+
+def _check_actions(comp: Composition, draft: EntityDraft, doc: Document, ctx: CheckContext) -> None:
+    """Action keys are unique per entity; `when` filters and input fields are well-formed."""
+    types = all_types()
+    earlier = draft.docs[:draft.docs.index(doc)] if doc in draft.docs else []
+    keys = {a.get("key") for d in earlier for a in _list(d.data.get("actions")) if isinstance(a, dict)}
+    for i, action in enumerate(_list(doc.data.get("actions"))):
+        if not isinstance(action, dict) or comp.is_broken(doc, ("actions", i)):
+            continue
+        if action.get("key") in keys:
+            comp.errors.append(doc.error(("actions", i, "key"), f"action '{action.get('key')}' is already defined"))
+        keys.add(action.get("key"))
+        for j, text in enumerate(_list(action.get("when"))):
+            if (problem := filter_problem(comp, draft, str(text))):
+                comp.errors.append(doc.error(("actions", i, "when", j), problem))
+        for name, spec in _dict(action.get("inputs")).items():
+            if isinstance(spec, dict) and spec.get("type") in types:
+                for sub, message in types[spec["type"]].cross_check(name, spec, ctx):
+                    comp.errors.append(doc.error(("actions", i, "inputs", name) + _split(sub), message))
 
 
 def _split(sub: str) -> tuple[Any, ...]:

@@ -90,6 +90,11 @@ def document_errors(doc: Document) -> list[PackError]:
     if doc.kind == "entity" and isinstance(doc.data.get("fields"), dict):
         for name, spec in doc.data["fields"].items():
             errors += schemas.check_field(doc, spec, ("fields", name))
+    if doc.kind == "entity" and isinstance(doc.data.get("actions"), list):
+        for i, action in enumerate(doc.data["actions"]):
+            inputs = action.get("inputs") if isinstance(action, dict) else None
+            for name, spec in (inputs or {}).items() if isinstance(inputs, dict) else ():
+                errors += schemas.check_field(doc, spec, ("actions", i, "inputs", name))
     return errors
 
 

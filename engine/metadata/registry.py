@@ -128,6 +128,23 @@ class ListLayout:
     sort: tuple[str, ...] = ()
     filters: tuple[str, ...] = ()
     views: tuple[View, ...] = ()
+    highlight: str | None = None  # a boolean field that highlights a row when true
+
+
+@dataclass(frozen=True)
+class Action:
+    """A record action: a button on the detail page (and in bulk), run by a pack's @action
+    function. The user needs `permission` on the record; `when` filters say on which records
+    it applies; `inputs` are fields asked before running it."""
+
+    key: str
+    label: Label
+    permission: str = "edit"
+    when: tuple[str, ...] = ()
+    confirm: Label | None = None
+    bulk: bool = False
+    inputs: tuple[Field, ...] = ()
+    help: Label | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +174,7 @@ class Entity:
     list: ListLayout = ListLayout(columns=())
     related: tuple[Related, ...] = ()
     board: Board | None = None
+    actions: tuple[Action, ...] = ()
     indexes: tuple[tuple[str, ...], ...] = ()
     pack: str = ""
     source: str = ""
@@ -179,6 +197,9 @@ class Entity:
 
     def name(self, language: str) -> str:
         return text(self.label, language)
+
+    def action(self, key: str) -> Action | None:
+        return next((a for a in self.actions if a.key == key), None)
 
 
 @dataclass(frozen=True)

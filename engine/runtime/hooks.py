@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from engine.i18n import Message
-from engine.metadata.registry import Entity, PackInfo
+from engine.metadata.registry import Action, Entity, PackInfo
 from engine.runtime.actor import Actor
 from engine.runtime.errors import Rejected
 
@@ -44,6 +44,7 @@ class HookContext:
     stage_field: str | None = None
     is_new: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Message] = field(default_factory=list)
 
     def changed(self, name: str) -> bool:
         """True when this change sets `name` to a different value."""
@@ -52,18 +53,77 @@ class HookContext:
     def reject(self, message: str | dict[str, str], field: str = "") -> None:
         raise Rejected({field: [Message("rejected", {"message": message})]})
 
+    def warn(self, message: str | dict[str, str]) -> None:
+        """Save anyway, but tell the user (shown after saving; `warnings` in the API's answer)."""
+        self.warnings.append(Message("rejected", {"message": message}))
+
     def message(self, key: str, **params: Any) -> dict[str, str]:
         """A message from the packs' locale files, in every language (for reject)."""
         registry = self.records.runtime.registry
         return {lang: registry.message(key, lang, **params) for lang in ("en", "zh")}
 
+    def setting(self, key: str) -> Any:
+        """A system setting declared by a pack (the administrator's value, else its default)."""
+        return self.records.runtime.setting(key)
+
+
+@dataclass
+class ActionContext:
+    """What an @action function sees: the record, the user's inputs, and a record service bound
+    to the same transaction that may write beyond the user's own scope (the action is the gate)."""
+
+    entity: Entity
+    action: Action
+    record: dict[str, Any]
+    inputs: dict[str, Any]
+    actor: Actor
+    records: RecordService
+    outcome: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Message] = field(default_factory=list)
+
+    def reject(self, message: str | dict[str, str], field: str = "") -> None:
+        raise Rejected({field: [Message("rejected", {"message": message})]})
+
+    def warn(self, message: str | dict[str, str]) -> None:
+        self.warnings.append(Message("rejected", {"message": message}))
+
+    def done(self, message: str | dict[str, str] | None = None, open: tuple[str, int] | None = None) -> None:
+        """Say what happened, and optionally which record the user should see next."""
+        if message is not None:
+            self.outcome["message"] = Message("rejected", {"message": message})
+        if open is not None:
+            self.outcome["open"] = open
+
+    def message(self, key: str, **params: Any) -> dict[str, str]:
+        registry = self.records.runtime.registry
+        return {lang: registry.message(key, lang, **params) for lang in ("en", "zh")}
+
+    def setting(self, key: str) -> Any:
+        return self.records.runtime.setting(key)
+
+
+@dataclass
+class JobContext:
+    """What a @job function sees: a record service acting as the system, and the settings."""
+
+    name: str
+    records: RecordService
+    report: list[str] = field(default_factory=list)  # lines printed by `crm jobs run`
+
+    def setting(self, key: str) -> Any:
+        return self.records.runtime.setting(key)
+
 
 Hook = Callable[[HookContext], Any]
+ActionFunction = Callable[[ActionContext], Any]
+JobFunction = Callable[[JobContext], Any]
 
 
 class HookRegistry:
     def __init__(self) -> None:
         self._hooks: dict[tuple[str, str], list[Hook]] = defaultdict(list)
+        self.actions: dict[tuple[str, str], ActionFunction] = {}
+        self.jobs: dict[str, JobFunction] = {}
 
     def add(self, entity: str, event: str, fn: Hook) -> None:
         if event not in EVENTS:
@@ -74,6 +134,10 @@ class HookRegistry:
         for value in vars(module).values():
             for entity, event in getattr(value, "__crm_hooks__", ()):
                 self.add(entity, event, value)
+            for entity, key in getattr(value, "__crm_actions__", ()):
+                self.actions[(entity, key)] = value
+            if getattr(value, "__crm_job__", None):
+                self.jobs[value.__crm_job__] = value
 
     def for_event(self, entity: str, event: str) -> list[Hook]:
         return self._hooks.get((entity, event), []) + self._hooks.get(("*", event), [])

@@ -42,6 +42,7 @@ class ListQuery:
     trash: bool = False  # the recycle bin instead of live records
     count: bool = True
     titles: Sequence[str] | None = None  # reference/user fields whose titles to join (None: all)
+    action: str = "read"  # rows must also be within this action's scope (e.g. "export")
 
 
 @dataclass

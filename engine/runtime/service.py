@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,13 +24,13 @@ from engine.fieldtypes.autonumber import render
 from engine.fieldtypes.base import FieldValueError, ValueContext
 from engine.i18n import Message
 from engine.metadata.filters import parse_filter
-from engine.metadata.registry import ACTIONS, Entity, Field, Registry, UnknownName
+from engine.metadata.registry import ACTIONS, Action, Entity, Field, Registry, UnknownName
 from engine.runtime import audit, migrate
 from engine.runtime import query as query_module
 from engine.runtime.access import SHARE_LEVELS, Access, Decision
 from engine.runtime.actor import SYSTEM, Actor
 from engine.runtime.errors import BadQuery, Conflict, Forbidden, NotFound, ValidationFailed
-from engine.runtime.hooks import HookContext, HookRegistry
+from engine.runtime.hooks import ActionContext, HookContext, HookRegistry, JobContext
 from engine.runtime.organization import OrgChart
 from engine.runtime.query import MAX_PAGE, ListQuery, Page, QueryBuilder
 from engine.runtime.tables import build_metadata
@@ -65,6 +66,30 @@ class Runtime:
     def records(self, actor: Actor = SYSTEM, conn: Connection | None = None) -> RecordService:
         return RecordService(self, actor, conn)
 
+    # -- settings -------------------------------------------------------------------------------
+    def setting(self, key: str) -> Any:
+        """A pack-declared setting: the administrator's value, else the pack's default."""
+        spec = self.registry.settings.get(key)
+        if spec is None:
+            raise KeyError(f"no setting '{key}' (declared: {', '.join(self.registry.settings)})")
+        table = self.table("crm_setting")
+        with self.engine.connect() as conn:
+            stored = conn.execute(sa.select(table.c.value).where(table.c.key == key)).scalar()
+        return json.loads(stored) if stored is not None else spec.default
+
+    def set_setting(self, key: str, value: Any, by: Actor = SYSTEM) -> Any:
+        """Store a setting's value after checking it against its declared type; returns it."""
+        spec = self.registry.settings.get(key)
+        if spec is None:
+            raise ValidationFailed({key: [Message("unknown_field", {"entity": "settings", "value": key})]})
+        value = setting_value(spec.type, spec.options, value, key)
+        table = self.table("crm_setting")
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(table).where(table.c.key == key))
+            conn.execute(sa.insert(table).values(key=key, value=json.dumps(value), updated_by=by.user_id,
+                                                 updated_at=self.now()))
+        return value
+
     def migration_plan(self) -> migrate.MigrationPlan:
         return migrate.plan(self.engine, self.metadata)
 
@@ -72,6 +97,30 @@ class Runtime:
         plan = self.migration_plan()
         migrate.apply(self.engine, plan)
         return plan
+
+
+def setting_value(kind: str, options: Sequence[str], value: Any, key: str) -> Any:
+    """`value` as the setting's type (integer, decimal, boolean, string, choice), or ValidationFailed."""
+    try:
+        if kind == "integer" and not isinstance(value, bool):
+            return int(str(value).strip())
+        if kind == "decimal":
+            return str(Decimal(str(value).strip()))
+        if kind == "boolean":
+            if isinstance(value, bool):
+                return value
+            text_ = str(value).strip().lower()
+            if text_ in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return text_ in ("1", "true", "yes", "on")
+        if kind == "string":
+            return str(value)
+        if kind == "choice" and str(value) in options:
+            return str(value)
+    except (ValueError, ArithmeticError):
+        pass
+    raise ValidationFailed({key: [Message("rejected", {"message": {
+        "en": f"'{value}' is not a valid {kind}" + (f" ({', '.join(options)})" if options else "") + ".",
+        "zh": f"“{value}”不是有效的值" + (f"（{', '.join(options)}）" if options else "") + "。"}})]})
 
 
 class RecordService:
@@ -264,6 +313,10 @@ class RecordService:
         scope = self.runtime.access.clause(self.actor, entity, table)
         if scope is not None:
             where.append(scope)
+        if q.action != "read":  # e.g. an export: only rows that the export scope covers too
+            also = self.runtime.access.clause(self.actor, entity, table, q.action)
+            if also is not None:
+                where.append(also)
         where += [qb.filter_clause(f) for f in q.filters]
         if q.search and (clause := qb.search_clause(q.search)) is not None:
             where.append(clause)
@@ -453,6 +506,11 @@ class RecordService:
         conn.execute(sa.insert(self.runtime.table("crm_history")), rows)
         self._written(entity)
 
+    @staticmethod
+    def _with_warnings(record: dict[str, Any], warnings: list[Message]) -> dict[str, Any]:
+        """Hooks' warnings travel with the saved record as `_warnings` (ignored as input)."""
+        return {**record, "_warnings": list(warnings)} if warnings else record
+
     def _written(self, entity: Entity) -> None:
         """A record of `entity` changed: drop what was derived from such records."""
         if entity.key in self.runtime.org.entities:
@@ -512,12 +570,13 @@ class RecordService:
                           {k: (None, v) for k, v in record.items() if k != "id" and v is not None and k in entity.fields})
             self._refresh_rollups(conn, entity, None, record)
             saved = self._fetch(conn, entity, record_id) or record
-            after = HookContext(entity, "after_save", saved, None, self.actor, ctx.records, is_new=True)
+            after = HookContext(entity, "after_save", saved, None, self.actor, ctx.records, is_new=True,
+                                warnings=ctx.warnings)
             self._run_hooks("after_save", after)
             for name in self._stage_fields(entity, changed):
                 after.stage_field = name
                 self._run_hooks("after_stage_change", after)
-        return self.get(entity.key, record_id) if self.conn is None else saved
+        return self._with_warnings(self.get(entity.key, record_id) if self.conn is None else saved, ctx.warnings)
 
     def update(self, entity_key: str, record_id: Any, data: Mapping[str, Any], version: int | None) -> dict[str, Any]:
         entity = self.entity(entity_key)
@@ -556,13 +615,13 @@ class RecordService:
                 self._history(conn, entity, record_id, "update", changes)
                 self._refresh_rollups(conn, entity, old, record)
             saved = self._fetch(conn, entity, record_id) or record
-            after = HookContext(entity, "after_save", saved, old, self.actor, ctx.records)
+            after = HookContext(entity, "after_save", saved, old, self.actor, ctx.records, warnings=ctx.warnings)
             if changes:
                 self._run_hooks("after_save", after)
                 for name in self._stage_fields(entity, set(changes)):
                     after.stage_field = name
                     self._run_hooks("after_stage_change", after)
-        return self.get(entity.key, record_id) if self.conn is None else saved
+        return self._with_warnings(self.get(entity.key, record_id) if self.conn is None else saved, ctx.warnings)
 
     def delete(self, entity_key: str, record_id: Any) -> dict[str, Any]:
         """Move a record to the recycle bin (children with on_delete: cascade go with it)."""
@@ -813,6 +872,69 @@ class RecordService:
                     errors.setdefault(f"{seen[taken]}.{f.name}", []).append(Message("not_unique", {"value": taken}))
         if errors:
             raise ValidationFailed(errors)
+
+    # -- actions --------------------------------------------------------------------------------
+    def run_action(self, entity_key: str, record_id: Any, key: str, inputs: Mapping[str, Any] | None = None,
+                   *, form: bool = False) -> dict[str, Any]:
+        """Run record action `key`: the user needs its permission on the record, the record must
+        match its `when` filters, inputs are coerced and validated like fields; the pack's
+        @action function then runs in one transaction. Returns {message?, open?, warnings}."""
+        entity = self.entity(entity_key)
+        action = entity.action(key)
+        fn = self.runtime.hooks.actions.get((entity.key, key))
+        if action is None or fn is None:
+            raise NotFound(Message("not_found", {"entity": entity.label.get("en", entity.key), "id": key}))
+        record = self.get(entity.key, record_id)
+        self._check(entity, action.permission, record)
+        if action.when and not self.query(entity.key, ListQuery(filters=[f"id eq {record['id']}", *action.when],
+                                                                limit=1, count=False, titles=())).rows:
+            raise ValidationFailed({"": [Message("rejected", {"message": {
+                "en": f"'{action.label['en']}' does not apply to this record now.",
+                "zh": f"“{action.label['zh']}”当前不适用于此记录。"}})]})
+        values = self._action_inputs(action, inputs or {}, form)
+        with self.transaction() as conn:
+            full = self._fetch(conn, entity, record["id"], lock=True) or record
+            ctx = ActionContext(entity, action, full, values, self.actor, self._hook_service(conn))
+            fn(ctx)
+        return {**ctx.outcome, "warnings": ctx.warnings}
+
+    def _action_inputs(self, action: Action, inputs: Mapping[str, Any], form: bool) -> dict[str, Any]:
+        errors: Errors = {}
+        values: dict[str, Any] = {}
+        vctx = self.value_context()
+        known = {f.name: f for f in action.inputs}
+        for name in inputs:
+            if name not in known and not name.startswith("_"):
+                errors.setdefault(name, []).append(Message("unknown_field", {"entity": action.key, "value": name}))
+        for f in action.inputs:
+            raw = inputs.get(f.name)
+            try:
+                if form:
+                    value = f.kind.parse_form(f, raw if raw is not None else "", vctx)
+                else:
+                    value = None if raw in (None, "", []) else f.kind.coerce(f, raw, vctx)
+            except FieldValueError as exc:
+                errors.setdefault(f.name, []).append(exc.message)
+                continue
+            if value is None and f.default is not None:
+                value = f.default
+            if f.required and f.kind.is_empty(value):
+                errors.setdefault(f.name, []).append(Message("required"))
+            values[f.name] = value
+        if errors:
+            raise ValidationFailed(errors)
+        return values
+
+    def run_job(self, name: str) -> list[str]:
+        """Run a pack's @job as the system; returns the lines it reported."""
+        fn = self.runtime.hooks.jobs.get(name)
+        if fn is None:
+            raise NotFound(Message("rejected", {"message": {
+                "en": f"No job '{name}' (jobs: {', '.join(sorted(self.runtime.hooks.jobs)) or 'none'}).",
+                "zh": f"不存在作业“{name}”。"}}))
+        ctx = JobContext(name, self.runtime.records(SYSTEM))
+        fn(ctx)
+        return ctx.report
 
     # -- sharing --------------------------------------------------------------------------------
     def share(self, entity_key: str, record_id: Any, user_id: int, access: str = "read") -> None:

@@ -15,7 +15,8 @@ from engine.fieldtypes.reference import ID_TYPE
 from engine.metadata.registry import Entity, Registry
 
 SYSTEM_TABLES = ("crm_user", "crm_user_role", "crm_history", "crm_counter", "crm_customization", "crm_pack",
-                 "crm_session", "crm_login_failure", "crm_api_token", "crm_saved_view", "crm_share", "crm_audit")
+                 "crm_session", "crm_login_failure", "crm_api_token", "crm_saved_view", "crm_share", "crm_audit",
+                 "crm_setting")
 
 
 def index_name(table: str, columns: list[str], unique: bool = False) -> str:
@@ -124,6 +125,14 @@ def system_tables(metadata: sa.MetaData) -> None:
         sa.Column("detail", sa.Text),
         sa.Index("ix_crm_audit_event", "event", "id"),
         sa.Index("ix_crm_audit_user", "username", "id"),
+    )
+    # Administrators' values of the settings packs declare (absent: the pack's default).
+    sa.Table(
+        "crm_setting", metadata,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),  # JSON
+        sa.Column("updated_by", ID_TYPE),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
     )
     # Records shared with users beyond their scope: read, or edit (which includes read).
     sa.Table(

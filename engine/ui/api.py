@@ -97,7 +97,10 @@ def version_of(ctx: Ctx, data: dict[str, Any]) -> int | None:
 def record_response(ctx: Ctx, entity: Entity, record: Mapping[str, Any], status: int = 200,
                     headers: Mapping[str, str] | None = None) -> Response:
     out = ctx.records.to_json(entity.key, record)
-    return ApiJSON(out, status_code=status, headers={"ETag": f'"{record["version"]}"', **(headers or {})})
+    extra = dict(headers or {})
+    if record.get("_warnings"):  # saved, but hooks had something to say (e.g. a possible duplicate)
+        extra["X-CRM-Warnings"] = json.dumps([m.text(ctx.language) for m in record["_warnings"]])
+    return ApiJSON(out, status_code=status, headers={"ETag": f'"{record["version"]}"', **extra})
 
 
 # -- endpoints ------------------------------------------------------------------------------------
@@ -173,6 +176,19 @@ def delete_record(ctx: Ctx) -> Response:
     return record_response(ctx, entity, ctx.records.get(entity.key, deleted["id"], include_deleted=True))
 
 
+@api
+def run_action(ctx: Ctx) -> Response:
+    """POST /api/v1/{entity}/{id}/actions/{key}: run a record action with its inputs as the body."""
+    entity = entity_of(ctx)
+    outcome = ctx.records.run_action(entity.key, ctx.request.path_params["id"], ctx.request.path_params["key"],
+                                     body_object(ctx))
+    target = outcome.get("open")
+    return ApiJSON({"message": outcome["message"].text(ctx.language) if "message" in outcome else None,
+                    "open": {"entity": target[0], "id": int(target[1]), "url": f"/api/v1/{target[0]}/{int(target[1])}"}
+                    if target else None,
+                    "warnings": [m.text(ctx.language) for m in outcome.get("warnings", [])]})
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/api/v1", index, methods=["GET"]),
@@ -182,4 +198,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/{entity}/{id}", get_record, methods=["GET"]),
         Route("/api/v1/{entity}/{id}", update_record, methods=["PATCH"]),
         Route("/api/v1/{entity}/{id}", delete_record, methods=["DELETE"]),
+        Route("/api/v1/{entity}/{id}/actions/{key}", run_action, methods=["POST"]),
     ]

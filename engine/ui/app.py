@@ -61,6 +61,7 @@ def routes() -> list[BaseRoute]:
         Route("/app/{entity}/{id}/files/{field}", records.download, methods=get),
         Route("/app/{entity}/{id}/stage", records.move_stage, methods=post),
         Route("/app/{entity}/{id}/share", records.share, methods=post),
+        Route("/app/{entity}/{id}/action/{key}", records.run_action, methods=["GET", "POST"]),
         Route("/app/{entity}/{id}/restore", records.restore, methods=post),
         Route("/app/{entity}/{id}/purge", records.purge, methods=post),
         *api.routes(),

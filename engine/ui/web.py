@@ -98,7 +98,7 @@ class Ctx:
         access = self.runtime.access
         if record is None:
             return access.scope(self.actor, entity, action) != "none" or access.pool_allows(self.actor, entity, action)
-        return access.allows(self.actor, entity, action, record)
+        return self.records._allows(entity, action, record)  # with the user's share of the record
 
     def menu(self) -> list[tuple[MenuGroup, list[Entity]]]:
         """The navigation groups with the entities the user may read."""

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from engine.fieldtypes.base import FieldValueError
 from engine.i18n import Message
-from engine.metadata.registry import Entity, Field, Section, text
+from engine.metadata.registry import Action, Entity, Field, Section, text
 from engine.runtime import audit, files
 from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
 from engine.runtime.query import ListQuery
@@ -163,6 +163,7 @@ def check_export(ctx: Ctx, entity: Entity) -> None:
 
 
 def export_response(ctx: Ctx, entity: Entity, query: ListQuery, columns: list[Field]) -> Response:
+    query.action = "export"  # the rows the export scope covers, not every readable one
     ctx.records.query(entity.key, ListQuery(filters=query.filters, search=query.search, limit=1, count=False))
     filename = f"{entity.key}-{ctx.runtime.now():%Y%m%d-%H%M}.csv"
     return StreamingResponse(csv_rows(ctx, entity, query, columns), media_type="text/csv; charset=utf-8",
@@ -199,6 +200,11 @@ def bulk(ctx: Ctx) -> Response:
             elif action == "owner":
                 record = ctx.records.get(entity.key, record_id)
                 ctx.records.update(entity.key, record_id, {"owner": ctx.param("owner")}, record["version"])
+            elif action.startswith("act:"):  # a record action the pack marks `bulk: true`
+                spec = entity.action(action[4:])
+                if spec is None or not spec.bulk:
+                    raise NotFound(Message("not_found", {"entity": entity.key, "id": action}))
+                ctx.records.run_action(entity.key, record_id, spec.key, {})
             else:
                 ctx.flash(ctx.t("bulk_unknown_action"), "error")
                 return ctx.redirect(back)
@@ -317,11 +323,60 @@ def detail(ctx: Ctx) -> Response:
         if asked is not None:
             decisions = ctx.records.explain(entity.key, record["id"], asked.actor(ctx.language))
     return ctx.render("detail.html", entity=entity, record=record, title=title_of(entity, record),
+                      actions=actions_for(ctx, entity, record),
                       sections=sections(ctx, entity, "detail"), tabs=tabs, tab=tab, active=active,
                       related_rows=related_rows, related_columns=related_columns, history=history,
                       stage_fields=entity.fields_of_type("stage"), may_share=may_share, shares=shares,
                       users=users(ctx) if tab in ("sharing", "access") else [], may_explain=may_explain,
                       decisions=decisions, asked=asked)
+
+
+# -- record actions -------------------------------------------------------------------------------
+
+def actions_for(ctx: Ctx, entity: Entity, record: dict[str, Any]) -> list[Action]:
+    """The entity's actions this user may run on this record now (permission and `when`)."""
+    available = []
+    for action in entity.actions:
+        if (entity.key, action.key) not in ctx.runtime.hooks.actions or not ctx.can(entity, action.permission, record):
+            continue
+        if action.when and not ctx.records.query(entity.key, ListQuery(
+                filters=[f"id eq {record['id']}", *action.when], limit=1, count=False, titles=())).rows:
+            continue
+        available.append(action)
+    return available
+
+
+def report_outcome(ctx: Ctx, outcome: dict[str, Any]) -> None:
+    if "message" in outcome:
+        ctx.flash(outcome["message"].text(ctx.language))
+    for warning in outcome.get("warnings", []):
+        ctx.flash(warning.text(ctx.language), "warn")
+
+
+@page()
+def run_action(ctx: Ctx) -> Response:
+    """GET: the action's inputs as a form (or a confirmation); POST: run it."""
+    entity = entity_of(ctx)
+    record = ctx.records.get(entity.key, ctx.request.path_params["id"])
+    action = entity.action(ctx.request.path_params["key"])
+    if action is None or action not in actions_for(ctx, entity, record):
+        raise NotFound(Message("not_found", {"entity": entity.key, "id": ctx.request.path_params["key"]}))
+    back = f"/app/{entity.key}/{record['id']}"
+    if ctx.form is None or "_go" not in ctx.form:
+        return ctx.render("action.html", entity=entity, record=record, action=action, title=title_of(entity, record),
+                          errors={}, raw=None, users=users(ctx), back=back, picks={})
+    inputs, errors, picks = read_form(ctx, entity, list(action.inputs))
+    if not errors:
+        try:
+            outcome = ctx.records.run_action(entity.key, record["id"], action.key, inputs)
+        except ValidationFailed as exc:
+            errors = {k: [m.text(ctx.language) for m in ms] for k, ms in exc.errors.items()}
+    if errors:
+        return ctx.render("action.html", status=422, entity=entity, record=record, action=action, picks=picks,
+                          title=title_of(entity, record), errors=errors, raw=ctx.form, users=users(ctx), back=back)
+    report_outcome(ctx, outcome)
+    target = outcome.get("open")
+    return ctx.redirect(f"/app/{target[0]}/{int(target[1])}" if target else back)
 
 
 @page()
@@ -492,6 +547,7 @@ def new(ctx: Ctx) -> Response:
             errors = {k: [m.text(ctx.language) for m in ms] for k, ms in exc.errors.items()}
         else:
             ctx.flash(ctx.t("created", title=title_of(entity, created)))
+            report_outcome(ctx, {"warnings": created.get("_warnings", [])})
             return ctx.redirect(back_of(ctx) or f"/app/{entity.key}/{created['id']}")
     return render_form(ctx, entity, None, values, errors, picks, raw=ctx.form, status=422)
 
@@ -508,7 +564,7 @@ def edit(ctx: Ctx) -> Response:
     version = ctx.param("_version")
     if not errors:
         try:
-            ctx.records.update(entity.key, record["id"], values, int(version) if version.isdigit() else None)
+            saved = ctx.records.update(entity.key, record["id"], values, int(version) if version.isdigit() else None)
         except ValidationFailed as exc:
             errors = {k: [m.text(ctx.language) for m in ms] for k, ms in exc.errors.items()}
         except Conflict as exc:
@@ -516,6 +572,7 @@ def edit(ctx: Ctx) -> Response:
                                conflict=exc.message.text(ctx.language))
         else:
             ctx.flash(ctx.t("saved", title=title_of(entity, {**record, **values})))
+            report_outcome(ctx, {"warnings": saved.get("_warnings", [])})
             return ctx.redirect(back_of(ctx) or f"/app/{entity.key}/{record['id']}")
     return render_form(ctx, entity, record, values, errors, picks, raw=ctx.form, status=422)
 
