@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.fieldtypes import all_types
 from engine.fieldtypes.base import CheckContext
-from engine.metadata.filters import FilterSyntaxError, parse_filter
+from engine.metadata.filters import SHARED, FilterSyntaxError, parse_filter
 from engine.metadata.packs import PackSource
 from engine.metadata.registry import SYSTEM_FIELDS
 from engine.metadata.yamlfile import Document, PackError, dotted
@@ -539,6 +539,8 @@ def filter_problem(comp: Composition, draft: EntityDraft, text: str) -> str | No
         spec = parse_filter(text)
     except FilterSyntaxError as exc:
         return f"bad filter '{text}': {exc}"
+    if spec.field == SHARED and spec.field not in draft.fields:
+        return None if (spec.op, spec.values) == ("eq", ("$me",)) else f"bad filter '{text}': use 'shared eq $me'"
     target = draft.fields.get(spec.field)
     if target is None:
         return f"bad filter '{text}': unknown field '{spec.field}'"

@@ -2,11 +2,17 @@
 
     stage eq won            amount between 1000,5000      owner in 3,4
     name contains 华为       close_on eq this_month        remarks is_empty
+    owner eq $me            owner in $subtree             shared eq $me
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# `shared eq $me`: records shared with the current user (not a field: the sharing table).
+SHARED = "shared"
+# Values of user fields that stand for several users: the current user's department and subtree.
+USER_GROUPS = ("$department", "$subtree")
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains", "starts_with",
              "between", "is_empty", "is_not_empty")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 Label = Mapping[str, str]  # {"en": ..., "zh": ...}
 
 SYSTEM_FIELDS = ("id", "created_at", "created_by", "updated_at", "updated_by", "owner", "version", "deleted_at")
-ACTIONS = ("read", "create", "edit", "delete", "export", "import", "assign", "share")
+ACTIONS = ("read", "create", "edit", "delete", "restore", "purge", "export", "import", "assign", "share")
 SCOPES = ("none", "own", "department", "subtree", "all")
 
 
@@ -214,6 +214,8 @@ class Role:
         for key in (entity, "*"):
             if key in self.permissions and action in self.permissions[key]:
                 return self.permissions[key][action]
+        if action in ("restore", "purge"):  # undeclared: as far as the role may delete
+            return self.scope(entity, "delete")
         return "none"
 
     def pool_actions(self, entity: str) -> tuple[str, ...]:

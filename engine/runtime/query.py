@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from engine.fieldtypes.base import FieldValueError, ValueContext, escape_like
 from engine.i18n import Message
-from engine.metadata.filters import FilterSpec, FilterSyntaxError, parse_filter
+from engine.metadata.filters import SHARED, USER_GROUPS, FilterSpec, FilterSyntaxError, parse_filter
 from engine.metadata.registry import Entity, Field, UnknownName
 from engine.runtime.errors import BadQuery
 
@@ -105,7 +105,11 @@ class QueryBuilder:
             spec = item if isinstance(item, FilterSpec) else parse_filter(item)
         except FilterSyntaxError as exc:
             raise bad_filter(text, str(exc)) from None
+        if spec.field == SHARED and not self.entity.has(SHARED):
+            return self.shared_clause(spec, text)
         f = self.field(spec.field, text)
+        if f.type == "user" or f.name == "owner":
+            spec = self.expand_user_groups(spec)
         if spec.op not in f.kind.operators:
             raise bad_filter(text, f"'{spec.op}' does not apply to this field (use {', '.join(f.kind.operators)})")
         try:
@@ -114,6 +118,29 @@ class QueryBuilder:
             raise bad_filter(text, exc.message.text("en")) from None
         values = [f.kind.to_db(v) if f.type != "multi_choice" else v for v in values]
         return f.kind.filter_clause(self.table.c[f.name], spec.op, values)
+
+    def shared_clause(self, spec: FilterSpec, text: str) -> sa.ColumnElement[bool]:
+        """`shared eq $me`: the records shared with the current user."""
+        if (spec.op, spec.values) != ("eq", ("$me",)):
+            raise bad_filter(text, "use 'shared eq $me'")
+        shares = self.runtime.table("crm_share")
+        mine = sa.select(shares.c.record_id).where(shares.c.entity == self.entity.key,
+                                                   shares.c.user_id == self.ctx.user_id)
+        return self.table.c.id.in_(mine)
+
+    def expand_user_groups(self, spec: FilterSpec) -> FilterSpec:
+        """$department / $subtree in a user filter: the users of the caller's department(s) or subtree."""
+        if not any(v in USER_GROUPS for v in spec.values):
+            return spec
+        values: list[str] = []
+        for v in spec.values:
+            if v in USER_GROUPS and self.ctx.user_id is not None:
+                reach = self.runtime.org.reach(self.ctx.user_id)
+                values += [str(u) for u in sorted(reach.department if v == "$department" else reach.subtree)]
+            elif v not in USER_GROUPS:
+                values.append(v)
+        op = {"eq": "in", "ne": "not_in"}.get(spec.op, spec.op)
+        return FilterSpec(spec.field, op, tuple(values) or ("0",))
 
     def search_clause(self, text: str) -> sa.ColumnElement[bool] | None:
         terms = [t for t in text.split() if t][:5]
@@ -210,6 +237,8 @@ class QueryBuilder:
                 raise ValueError(kind)
             if v is not None and not isinstance(v, str | int | float | bool):
                 raise ValueError(v)
+            if isinstance(v, str) and "\x00" in v:
+                raise ValueError(v)
             return v
 
         try:
@@ -229,6 +258,12 @@ class QueryBuilder:
             if isinstance(value, bool) and expected is not bool:
                 raise BadQuery(Message("bad_cursor"))
             if not isinstance(value, expected):
+                raise BadQuery(Message("bad_cursor"))
+            # Values no row can hold would make the database fail rather than find nothing.
+            bits = 31 if type(expr.type) is sa.Integer else 63
+            if isinstance(value, int) and not isinstance(value, bool) and not -(2**bits) <= value < 2**bits:
+                raise BadQuery(Message("bad_cursor"))
+            if isinstance(value, Decimal) and (not value.is_finite() or abs(value.adjusted()) > 100):
                 raise BadQuery(Message("bad_cursor"))
         return values
 

@@ -650,12 +650,12 @@ class RecordService:
             self._run_hooks("after_delete", ctx)
             return self._fetch(conn, entity, record_id) or old
 
-    def _binned(self, conn: Connection, entity: Entity, record_id: int) -> dict[str, Any]:
+    def _binned(self, conn: Connection, entity: Entity, record_id: int, action: str) -> dict[str, Any]:
         """A record in the recycle bin that the actor may restore or purge (locked for the change)."""
         old = self._fetch(conn, entity, record_id, lock=True)
         if old is None:
             raise self._not_found(entity, record_id)
-        self._check(entity, "delete", old)
+        self._check(entity, action, old)
         if old.get("deleted_at") is None:
             raise ValidationFailed({"": [Message("not_deleted")]})
         return old
@@ -664,7 +664,7 @@ class RecordService:
         entity = self.entity(entity_key)
         record_id = self._id(entity, record_id)
         with self.transaction() as conn:
-            old = self._binned(conn, entity, record_id)
+            old = self._binned(conn, entity, record_id, "restore")
             table = self.runtime.table(entity.key)
             conn.execute(sa.update(table).where(table.c.id == record_id)
                          .values(deleted_at=None, version=old["version"] + 1,
@@ -688,7 +688,7 @@ class RecordService:
         entity = self.entity(entity_key)
         record_id = self._id(entity, record_id)
         with self.transaction() as conn:
-            self._binned(conn, entity, record_id)  # checks: exists, in the bin, allowed
+            self._binned(conn, entity, record_id, "purge")  # checks: exists, in the bin, allowed
             self._apply_on_delete(conn, entity, record_id, purge=True)
             table = self.runtime.table(entity.key)
             old = self._fetch(conn, entity, record_id) or {}

@@ -163,3 +163,27 @@ def test_why_can_i_see_this(org: Any) -> None:
     assert shared["read"].allowed and "shared with you" in shared["read"].reason["en"]
     with pytest.raises(Forbidden):
         runtime.records(people["manager"].actor()).explain("customer", customers["sales1"], people["sales1"].actor())
+
+
+def test_filters_for_team_and_shared_records(org: Any) -> None:
+    runtime, people, customers = org
+    manager = runtime.records(people["manager"].actor())
+    team = {r["name"] for r in manager.query("customer", ListQuery(filters=["owner in $subtree"])).rows}
+    assert team == {"manager 的客户", "sales1 的客户", "east1 的客户"}
+    dept = {r["name"] for r in manager.query("customer", ListQuery(filters=["owner eq $department"])).rows}
+    assert dept == {"manager 的客户", "sales1 的客户"}
+    others = {r["name"] for r in manager.query("customer", ListQuery(filters=["owner ne $department"])).rows}
+    assert others == {"east1 的客户"}
+    sales2 = runtime.records(people["sales2"].actor())
+    assert sales2.query("customer", ListQuery(filters=["shared eq $me"])).total == 0
+    runtime.records(people["sales1"].actor()).share("customer", customers["sales1"], people["sales2"].id)
+    shared = sales2.query("customer", ListQuery(filters=["shared eq $me"])).rows
+    assert [r["name"] for r in shared] == ["sales1 的客户"]
+    with pytest.raises(BadQuery):
+        sales2.query("customer", ListQuery(filters=["shared eq 5"]))
+
+
+def test_restore_and_purge_have_their_own_scopes(org: Any) -> None:
+    runtime, people, customers = org
+    role = runtime.registry.role("salesperson")
+    assert role.scope("contact", "restore") == role.scope("contact", "delete")  # undeclared: as delete

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -130,6 +131,14 @@ def delete_view(ctx: Ctx) -> Response:
     return ctx.redirect(f"/app/{entity.key}")
 
 
+def csv_cell(text: str) -> str:
+    """A cell a spreadsheet would run as a formula (= + - @ tab CR first: CSV injection) gets a
+    leading apostrophe, so it shows as text; plain numbers such as -12.50 stay numbers."""
+    if text.startswith(("=", "+", "-", "@", "\t", "\r")) and not re.fullmatch(r"[-+]?[\d.,]+", text):
+        return "'" + text
+    return text
+
+
 def csv_rows(ctx: Ctx, entity: Entity, query: ListQuery, columns: list[Field]) -> Iterator[str]:
     """The CSV text of every row a query selects, a batch at a time (keyset), with a BOM for Excel.
     The export is audited once all rows are written."""
@@ -142,7 +151,7 @@ def csv_rows(ctx: Ctx, entity: Entity, query: ListQuery, columns: list[Field]) -
         query.cursor, query.limit, query.count = cursor, EXPORT_BATCH, False
         page_ = ctx.records.query(entity.key, query)
         for row in page_.rows:
-            writer.writerow([str(display(f, row, ctx.language, link=False).unescape()) for f in columns])
+            writer.writerow([csv_cell(str(display(f, row, ctx.language, link=False).unescape())) for f in columns])
         count += len(page_.rows)
         yield out.getvalue()
         out.seek(0)
@@ -643,7 +652,7 @@ def trash(ctx: Ctx) -> Response:
                                                      search=ctx.param("q") or None))
     columns = shown_fields(ctx, entity, entity.list.columns[:5])
     return ctx.render("trash.html", entity=entity, page=result, columns=columns,
-                      may_delete=ctx.can(entity, "delete"), may_purge=ctx.can(entity, "delete"))
+                      may_restore=ctx.can(entity, "restore"), may_purge=ctx.can(entity, "purge"))
 
 
 @page()
