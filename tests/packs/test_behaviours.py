@@ -43,3 +43,43 @@ def test_mnemonic_is_maintained_and_searchable(crm: CRM) -> None:
     with pytest.raises(ValidationFailed) as caught:  # read-only: only the hook sets it
         sales1.update("customer", created["id"], {"mnemonic": "XX"}, renamed["version"])
     assert "mnemonic" in caught.value.errors
+
+
+# -- 2. follow-ups --------------------------------------------------------------------------------------
+
+def test_a_follow_up_updates_the_customers_last_next_and_maturity(crm: CRM) -> None:
+    sales1 = crm.as_("sales1")
+    customer = sales1.create("customer", {"name": "苏州博远电子", "next_follow_up_at": "2020-01-05 10:00"})
+    first = sales1.create("follow_up", {"customer": customer["id"], "subject": "电话", "followed_up_at": "2020-01-06 09:00",
+                                        "maturity": "interested"})
+    after = crm.get("customer", customer["id"])
+    assert str(after["last_follow_up_at"]) == "2020-01-06 09:00:00" and after["maturity"] == "interested"
+    assert after["next_follow_up_at"] is None  # the follow-up that was due has happened
+    second = sales1.create("follow_up", {"customer": customer["id"], "subject": "拜访", "followed_up_at": "2020-02-01 15:00",
+                                         "maturity": "evaluating", "next_follow_up_at": "2020-02-10 09:00"})
+    after = crm.get("customer", customer["id"])
+    assert (str(after["last_follow_up_at"]), after["maturity"], str(after["next_follow_up_at"])) == \
+        ("2020-02-01 15:00:00", "evaluating", "2020-02-10 09:00:00")
+    # a back-dated follow-up does not move the customer backwards
+    sales1.create("follow_up", {"customer": customer["id"], "subject": "补录", "followed_up_at": "2019-12-01 09:00",
+                                "maturity": "first_contact", "next_follow_up_at": "2019-12-05 09:00"})
+    assert crm.get("customer", customer["id"])["maturity"] == "evaluating"
+    # deleting the newest one brings the last time back to the one before
+    sales1.delete("follow_up", second["id"])
+    assert str(crm.get("customer", customer["id"])["last_follow_up_at"]) == "2020-01-06 09:00:00"
+    # editing a follow-up's time moves the last time with it; history names the salesperson
+    first = sales1.get("follow_up", first["id"])
+    sales1.update("follow_up", first["id"], {"followed_up_at": "2020-01-07 09:00"}, first["version"])
+    assert str(crm.get("customer", customer["id"])["last_follow_up_at"]) == "2020-01-07 09:00:00"
+    changes = [h for h in crm.system.history("customer", customer["id"]) if h["field"] == "last_follow_up_at"]
+    assert changes and all(h["user_id"] == crm.id("sales1") for h in changes)
+
+
+def test_follow_ups_only_on_customers_one_may_read(crm: CRM) -> None:
+    theirs = crm.customer("北方重工", "sales2")
+    with pytest.raises(ValidationFailed) as caught:
+        crm.as_("sales1").create("follow_up", {"customer": theirs["id"], "subject": "x"})
+    assert "customer" in caught.value.errors
+    mine = crm.as_("sales1").create("customer", {"name": "自己的客户"})
+    with pytest.raises(ValidationFailed):  # the customer's last follow-up is not for hands
+        crm.as_("sales1").update("customer", mine["id"], {"last_follow_up_at": "2020-01-01"}, mine["version"])

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from starlette.testclient import TestClient
 
-from tests.packs.conftest import CRM
+from tests.packs.conftest import CRM, form_token
 
 Web = Callable[[str], TestClient]
 Api = Callable[[str], Callable[..., httpx.Response]]
@@ -32,3 +32,18 @@ def test_mnemonic_over_the_api_and_the_list_search(crm: CRM, web: Web, api: Api)
     assert page.status_code == 200 and "杭州恒通机械有限公司" in page.text
     refused = call("PATCH", f"/api/v1/customer/{created['id']}", {"mnemonic": "X", "version": created["version"]})
     assert refused.status_code == 422
+
+
+# -- 2. follow-ups --------------------------------------------------------------------------------------
+
+def test_follow_up_form_updates_the_customer(crm: CRM, web: Web, api: Api) -> None:
+    customer = crm.customer("宁波永盛塑料", "sales1")
+    client = web("sales1")
+    token = form_token(client)
+    saved = client.post("/app/follow_up/new", data={
+        "_csrf": token, "customer": str(customer["id"]), "subject": "上门拜访", "followed_up_at": "2024-03-01 10:00",
+        "maturity": "needs_confirmed", "next_follow_up_at": "2024-03-08 10:00"})
+    assert saved.status_code == 303, saved.text[:2000]
+    body = ok(api("sales1")("GET", f"/api/v1/customer/{customer['id']}"))
+    assert body["maturity"] == "needs_confirmed"
+    assert body["last_follow_up_at"] == "2024-03-01T10:00:00" and body["next_follow_up_at"] == "2024-03-08T10:00:00"
