@@ -4,9 +4,11 @@ birthdays, quote approval and orders, sharing and transfer, and who may do what.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from engine.runtime.errors import ValidationFailed
+from engine.runtime.errors import NotFound, ValidationFailed
 from engine.runtime.query import ListQuery
 from tests.packs.conftest import CRM, STANDARD
 
@@ -83,3 +85,88 @@ def test_follow_ups_only_on_customers_one_may_read(crm: CRM) -> None:
     mine = crm.as_("sales1").create("customer", {"name": "自己的客户"})
     with pytest.raises(ValidationFailed):  # the customer's last follow-up is not for hands
         crm.as_("sales1").update("customer", mine["id"], {"last_follow_up_at": "2020-01-01"}, mine["version"])
+
+
+# -- 3. lead conversion ---------------------------------------------------------------------------------
+
+def lead_of(crm: CRM, owner: str, **values: Any) -> dict[str, Any]:
+    return crm.system.create("lead", {"company": "无锡新锐自动化有限公司", "contact_name": "周强", "contact_title": "采购经理",
+                                      "mobile": "13912345678", "email": "zhouqiang@xinrui.cn", "province": "jiangsu",
+                                      "city": "无锡", "source_channel": "web_form", "status": "qualified",
+                                      "owner": crm.id(owner), **values})
+
+
+def test_converting_a_lead_creates_customer_contact_and_opportunity(crm: CRM) -> None:
+    lead = lead_of(crm, "sales1")
+    sales1 = crm.as_("sales1")
+    outcome = sales1.run_action("lead", lead["id"], "convert",
+                                {"create_opportunity": True, "opportunity_name": "产线改造", "amount": "120000"})
+    assert outcome["message"].text("en") == \
+        "Lead converted: customer 无锡新锐自动化有限公司, contact 周强, opportunity 产线改造."
+    assert outcome["open"][0] == "customer"
+    done = crm.get("lead", lead["id"])
+    assert done["status"] == "converted" and done["converted_at"] is not None
+    customer = crm.get("customer", done["converted_customer"])
+    contact = crm.get("contact", done["converted_contact"])
+    opportunity = crm.get("opportunity", done["converted_opportunity"])
+    assert outcome["open"][1] == customer["id"]
+    assert (customer["name"], customer["city"], customer["source"], customer["owner"], customer["mnemonic"]) == \
+        ("无锡新锐自动化有限公司", "无锡", "website", crm.id("sales1"), "WXXRZDHYXGS")
+    assert (contact["customer"], contact["name"], contact["title"], contact["mobile"]) == \
+        (customer["id"], "周强", "采购经理", "13912345678")
+    assert (opportunity["customer"], opportunity["contact"], str(opportunity["amount"]), opportunity["owner"]) == \
+        (customer["id"], contact["id"], "120000.00", crm.id("sales1"))
+    # converting twice is refused: the action no longer applies
+    with pytest.raises(ValidationFailed) as caught:
+        sales1.run_action("lead", lead["id"], "convert", {})
+    assert "does not apply" in caught.value.errors[""][0].text("en")
+    assert len(crm.find("customer")) == 1
+
+
+def test_conversion_without_opportunity_into_an_existing_customer(crm: CRM) -> None:
+    existing = crm.customer("常州宏远机械", "sales1")
+    lead = lead_of(crm, "sales1", company="常州宏远机械厂", status="working")
+    outcome = crm.as_("sales1").run_action("lead", lead["id"], "convert",
+                                           {"customer": existing["id"], "create_opportunity": "false"})
+    assert outcome["message"].text("zh") == "线索已转化：客户 常州宏远机械，联系人 周强。"
+    done = crm.get("lead", lead["id"])
+    assert done["converted_customer"] == existing["id"] and done["converted_opportunity"] is None
+    assert not crm.find("opportunity") and len(crm.find("customer")) == 1
+    # a customer the user cannot see cannot be chosen
+    theirs = crm.customer("别人的客户", "sales2")
+    other = lead_of(crm, "sales1", company="另一家")
+    with pytest.raises(ValidationFailed) as caught:
+        crm.as_("sales1").run_action("lead", other["id"], "convert", {"customer": theirs["id"]})
+    assert "customer" in caught.value.errors
+    assert crm.get("lead", other["id"])["status"] == "qualified"
+
+
+def test_conversion_is_one_transaction(crm: CRM) -> None:
+    lead = lead_of(crm, "sales1")
+
+    def broken(ctx: Any) -> None:
+        raise RuntimeError("the opportunity could not be saved")
+
+    crm.runtime.hooks.add("opportunity", "before_save", broken)
+    with pytest.raises(RuntimeError):
+        crm.as_("sales1").run_action("lead", lead["id"], "convert", {"create_opportunity": True})
+    assert not crm.find("customer") and not crm.find("contact")
+    assert crm.get("lead", lead["id"])["status"] == "qualified"
+
+
+def test_who_may_convert_which_leads(crm: CRM) -> None:
+    mine = lead_of(crm, "sales1")
+    for name in ("sales2", "service1"):  # cannot even see it
+        with pytest.raises(NotFound):
+            crm.as_(name).run_action("lead", mine["id"], "convert", {})
+    disqualified = lead_of(crm, "sales1", status="disqualified")
+    with pytest.raises(ValidationFailed):
+        crm.as_("sales1").run_action("lead", disqualified["id"], "convert", {})
+    # marketing works every lead; the records go to the lead's owner
+    crm.as_("marketing1").run_action("lead", mine["id"], "convert", {"create_opportunity": False})
+    customer = crm.get("customer", crm.get("lead", mine["id"])["converted_customer"])
+    assert customer["owner"] == crm.id("sales1")
+    # the manager converts the team's leads
+    team = lead_of(crm, "east1", company="团队的线索")
+    crm.as_("manager").run_action("lead", team["id"], "convert", {"create_opportunity": False})
+    assert crm.get("lead", team["id"])["status"] == "converted"
