@@ -104,7 +104,19 @@ def _field(entity: str, draft: FieldDraft, picklists: dict[str, Picklist]) -> Fi
 
 
 def _sections(items: list[Any]) -> tuple[Section, ...]:
-    return tuple(Section(dict(s["section"]), tuple(s.get("fields") or ()), int(s.get("columns", 2))) for s in items)
+    """Sections in order; a later section with the same English label as an earlier one adds its
+    fields to it (how an extension or the administrator puts a field into a pack's section)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for s in items:
+        key = s["section"].get("en", "")
+        if key in merged:
+            target = merged[key]
+            target["fields"] += [f for f in s.get("fields") or () if f not in target["fields"]]
+            target["columns"] = int(s.get("columns", target["columns"]))
+        else:
+            merged[key] = {"label": dict(s["section"]), "fields": list(s.get("fields") or ()),
+                           "columns": int(s.get("columns", 2))}
+    return tuple(Section(m["label"], tuple(m["fields"]), m["columns"]) for m in merged.values())
 
 
 def _entity(draft: EntityDraft, picklists: dict[str, Picklist]) -> Entity:

@@ -52,3 +52,23 @@ def save_customization(engine: Engine, kind: str, key: str, data: dict[str, Any]
                                              revision=revision, active=data is not None, comment=comment,
                                              created_by=user_id, created_at=datetime.now().replace(microsecond=0)))
     return revision
+
+
+def revision(engine: Engine) -> tuple[int, int]:
+    """A fingerprint of the layer (count and newest id of revisions): it changes with every save."""
+    table = _table()
+    with engine.connect() as conn:
+        count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(table.c.id))).one()
+    return int(count), int(newest or 0)
+
+
+def reload(runtime: Any) -> Any:
+    """A new Runtime over the same database with the packs of `runtime` and the current layer."""
+    from pathlib import Path
+
+    from engine.metadata import load_registry
+    from engine.runtime.service import Runtime
+
+    dirs = [Path(p.path) for p in runtime.registry.packs if p.path]
+    registry = load_registry(dirs, load_overlay(runtime.engine))
+    return Runtime(registry, runtime.engine, timezone=runtime.timezone, files_dir=runtime.files_dir)

@@ -24,7 +24,7 @@ from engine.config import Config, load_config
 from engine.runtime.service import Runtime
 from engine.ui import sessions
 from engine.ui.render import make_templates
-from engine.ui.views import admin, auth, home, records
+from engine.ui.views import admin, auth, home, records, studio
 from engine.ui.web import AppState, EdgeMiddleware, error_page, json_error
 
 STATIC = Path(__file__).parent / "static"
@@ -46,6 +46,12 @@ def routes() -> list[BaseRoute]:
         Route("/settings/tokens/{token_id:int}/revoke", auth.revoke_api_token, methods=post),
         Route("/search", home.search, methods=get),
         Route("/admin/audit", admin.audit_log, methods=get),
+        Route("/admin/studio", studio.studio, methods=get),
+        Route("/admin/studio/revisions/{revision_id:int}/revert", studio.revert, methods=post),
+        Route("/admin/studio/{entity}", studio.entity_studio, methods=["GET", "POST"]),
+        Route("/admin/studio/{entity}/fields/{field}/deactivate", studio.deactivate_field, methods=post),
+        Route("/admin/settings", studio.settings_form, methods=["GET", "POST"]),
+        Route("/admin/users", studio.users_roles, methods=["GET", "POST"]),
         Route("/app/{entity}", records.list_view, methods=get),
         Route("/app/{entity}/export.csv", records.export_csv, methods=get),
         Route("/app/{entity}/bulk", records.bulk, methods=post),

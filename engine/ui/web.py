@@ -11,20 +11,24 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.config import Config
 from engine.metadata.registry import Entity, MenuGroup, Registry
+from engine.runtime import customization
 from engine.runtime.actor import Actor
 from engine.runtime.errors import BadQuery, Forbidden, NotFound, RecordError
 from engine.runtime.service import RecordService, Runtime
@@ -35,6 +39,7 @@ from engine.ui.tokens import token_user
 
 log = logging.getLogger("crm.ui")
 
+RELOAD_SECONDS = 1.0  # how stale an administrator's change may be in other worker processes
 MAX_BODY = 20 * 1024 * 1024  # uploads and forms; larger requests get 413
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -44,9 +49,29 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 @dataclass
 class AppState:
+    """What every request shares: the runtime (rebuilt when the customisation layer changes),
+    the configuration and the templates."""
+
     runtime: Runtime
     config: Config
     templates: jinja2.Environment
+    checked_at: float = 0.0
+    revision: tuple[int, int] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fresh_runtime(self) -> Runtime:
+        """The runtime for this request. An administrator's change in any worker process is seen
+        here within RELOAD_SECONDS: the layer's revision is checked at most that often."""
+        now = time.monotonic()
+        if self.revision is not None and now - self.checked_at < RELOAD_SECONDS:
+            return self.runtime
+        with self.lock:
+            if self.revision is None or now - self.checked_at >= RELOAD_SECONDS:
+                revision = customization.revision(self.runtime.engine)
+                if self.revision is not None and revision != self.revision:
+                    self.runtime = customization.reload(self.runtime)
+                self.revision, self.checked_at = revision, now
+        return self.runtime
 
 
 class Ctx:
@@ -60,16 +85,17 @@ class Ctx:
         self.form = form
         self.body = body
         self.language = language_of(request, state, user)
+        self._runtime = state.runtime  # one registry for the whole request, even if it is reloaded
         self._records: RecordService | None = None
 
     # -- who and what ---------------------------------------------------------------------------
     @property
     def runtime(self) -> Runtime:
-        return self.state.runtime
+        return self._runtime
 
     @property
     def registry(self) -> Registry:
-        return self.state.runtime.registry
+        return self._runtime.registry
 
     @property
     def actor(self) -> Actor:
@@ -149,6 +175,17 @@ def language_of(request: Request, state: AppState, user: User | None) -> str:
     return state.config.language
 
 
+def carries_nul(value: Any) -> bool:
+    """A NUL character anywhere in request data (no database column can hold one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(carries_nul(k) or carries_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(carries_nul(v) for v in value)
+    return False
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -199,7 +236,9 @@ def page(public: bool = False) -> Callable[[View], Endpoint]:
 
 def run_page(view: View, request: Request, form: FormData | None, public: bool) -> Response:
     state = state_of(request)
-    user = sessions.session_user(state.runtime, request.session.get("sid"))
+    if carries_nul(request.query_params.multi_items()) or (form is not None and carries_nul(form.multi_items())):
+        return error_page(request, 400)
+    user = sessions.session_user(state.fresh_runtime(), request.session.get("sid"))
     if user is None and not public:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
@@ -234,6 +273,7 @@ def api(view: View) -> Endpoint:
 
 def run_api(view: View, request: Request, raw: bytes | None) -> Response:
     state = state_of(request)
+    state.fresh_runtime()
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         user = token_user(state.runtime, header[7:].strip())
@@ -252,6 +292,8 @@ def run_api(view: View, request: Request, raw: bytes | None) -> Response:
             body = json.loads(raw) if raw else {}
         except (ValueError, UnicodeDecodeError):
             return json_error(400, "BadRequest", "The request body is not valid JSON.", request)
+    if carries_nul(request.query_params.multi_items()) or carries_nul(body):
+        return json_error(400, "BadRequest", "The request contains a NUL character.", request)
     ctx = Ctx(request, state, user, body=body)
     try:
         return view(ctx)
@@ -300,4 +342,16 @@ class EdgeMiddleware:
                 message["headers"] = list(message["headers"]) + SECURITY_HEADERS + [(b"x-request-id", request_id.encode())]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        received = 0
+
+        async def receive_at_most_max_body() -> Message:
+            # A body without Content-Length (chunked) is counted as it arrives.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY:
+                    raise HTTPException(413, "Request too large")
+            return message
+
+        await self.app(scope, receive_at_most_max_body, send_with_headers)

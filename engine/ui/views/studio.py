@@ -1,0 +1,265 @@
+"""The admin studio: custom fields and pick-lists, fields placed in layouts, settings, users'
+roles, and the customisation layer's history with revert.
+
+Every change is a document of the pack shapes saved as a new revision in the customisation
+layer, checked by loading the whole registry with it before anything is stored; the studio
+shows the DDL it will run, applies it (additive and online: a new nullable column), and every
+worker process picks the new registry up on its next request (see AppState.fresh_runtime).
+Names the administrator creates carry the `x_` prefix, so a later pack version can never add a
+field or pick-list of the same name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.responses import Response
+
+from engine.i18n import Message
+from engine.metadata import MetadataError, load_registry
+from engine.metadata.registry import Registry
+from engine.runtime import migrate
+from engine.runtime.customization import KINDS, load_overlay, reload, save_customization
+from engine.runtime.errors import NotFound, ValidationFailed
+from engine.runtime.service import Runtime
+from engine.runtime.users import load_user, set_roles
+from engine.ui.views.admin import require_admin
+from engine.ui.web import Ctx, page
+
+PREFIX = "x_"
+
+
+def unknown(what: str) -> Message:
+    return Message("unknown_entity", {"entity": what})
+
+
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+FIELD_TYPES = ("string", "text", "integer", "decimal", "money", "percent", "boolean", "date", "datetime", "email",
+               "phone", "url", "choice", "multi_choice", "reference", "user")
+
+
+# -- the layer ------------------------------------------------------------------------------------
+
+def current(runtime: Runtime, kind: str, key: str) -> dict[str, Any] | None:
+    """The administrator's current document of (kind, key), if any."""
+    ref = f"customization:{kind}/{key}@"
+    return next((dict(d["data"]) for d in load_overlay(runtime.engine) if str(d["ref"]).startswith(ref)), None)
+
+
+def candidate(runtime: Runtime, changes: dict[tuple[str, str], dict[str, Any] | None]) -> Registry:
+    """The registry the packs and the layer would make with `changes` applied (MetadataError if not)."""
+    docs = [d for d in load_overlay(runtime.engine)
+            if tuple(str(d["ref"]).split(":", 1)[1].split("@")[0].split("/", 1)) not in changes]
+    docs += [{"kind": kind, "data": data, "ref": f"customization:{kind}/{key}@new"}
+             for (kind, key), data in changes.items() if data is not None]
+    return load_registry([Path(p.path) for p in runtime.registry.packs if p.path], docs)
+
+
+def effect(runtime: Runtime, registry: Registry) -> str:
+    """The DDL that moving the database to `registry` runs."""
+    future = Runtime(registry, runtime.engine, timezone=runtime.timezone, files_dir=runtime.files_dir)
+    return migrate.ddl(runtime.engine, future.migration_plan()).strip()
+
+
+def apply(ctx: Ctx, changes: dict[tuple[str, str], dict[str, Any] | None], comment: str) -> None:
+    assert ctx.user is not None
+    for (kind, key), data in changes.items():
+        save_customization(ctx.runtime.engine, kind, key, data, user_id=ctx.user.id, comment=comment)
+    fresh = reload(ctx.runtime)
+    fresh.migrate()
+    ctx.state.runtime = fresh  # this process at once; others within a second (AppState.fresh_runtime)
+
+
+# -- screens --------------------------------------------------------------------------------------
+
+@page()
+def studio(ctx: Ctx) -> Response:
+    require_admin(ctx)
+    table = ctx.runtime.table("crm_customization")
+    with ctx.runtime.engine.connect() as conn:
+        revisions = conn.execute(sa.select(table).order_by(table.c.id.desc()).limit(50)).mappings().all()
+    return ctx.render("studio.html", revisions=revisions)
+
+
+def field_form(ctx: Ctx) -> dict[str, str]:
+    keys = ("name", "type", "label_en", "label_zh", "help_en", "help_zh", "options", "target", "section",
+            "default", "required", "in_list", "in_filters", "max_length")
+    return {k: ctx.param(k) for k in keys}
+
+
+def field_changes(ctx: Ctx, entity_key: str, form: dict[str, str]) -> tuple[dict[tuple[str, str], Any], dict[str, str]]:
+    """The layer documents a new custom field makes (entity extension, maybe a pick-list)."""
+    errors: dict[str, str] = {}
+    name = form["name"].lower().removeprefix(PREFIX)
+    if not NAME.match(name):
+        errors["name"] = ctx.t("studio_bad_name")
+    name = PREFIX + name
+    if form["type"] not in FIELD_TYPES:
+        errors["type"] = ctx.t("studio_bad_type")
+    if not form["label_en"] or not form["label_zh"]:
+        errors["label_en"] = ctx.t("studio_labels_needed")
+    spec: dict[str, Any] = {"type": form["type"], "label": {"en": form["label_en"], "zh": form["label_zh"]}}
+    if form["help_en"] or form["help_zh"]:
+        spec["help"] = {"en": form["help_en"] or form["help_zh"], "zh": form["help_zh"] or form["help_en"]}
+    if form["required"]:
+        spec["required"] = True
+    if form["default"]:
+        spec["default"] = form["default"]
+    if form["type"] in ("string",) and form["max_length"].isdigit():
+        spec["max_length"] = int(form["max_length"])
+    changes: dict[tuple[str, str], Any] = {}
+    if form["type"] in ("choice", "multi_choice"):
+        options: list[dict[str, Any]] = []
+        for line in form["options"].splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if not parts[0]:
+                continue
+            key = re.sub(r"[^a-z0-9_]", "_", parts[0].lower()).strip("_") or f"o{len(options) + 1}"
+            zh = parts[1] if len(parts) > 1 and parts[1] else parts[0]
+            en = parts[2] if len(parts) > 2 and parts[2] else parts[0]
+            options.append({"key": key if key[0].isalpha() else f"o_{key}", "label": {"en": en, "zh": zh}})
+        if not options:
+            errors["options"] = ctx.t("studio_options_needed")
+        spec["picklist"] = name
+        changes[("picklist", name)] = {"picklist": name, "label": spec["label"], "options": options}
+    if form["type"] == "reference":
+        spec["entity"] = form["target"]
+        spec["on_delete"] = "set_null"
+    doc = current(ctx.runtime, "entity", entity_key) or {"extend": entity_key}
+    doc.setdefault("fields", {})[name] = spec
+    layouts = doc.setdefault("layouts", {})
+    entity = ctx.registry.entity(entity_key)
+    if form["section"]:
+        section = next((s for s in entity.form if s.label.get("en") == form["section"]), None)
+        label = dict(section.label) if section else {"en": form["section"], "zh": form["section"]}
+        layouts.setdefault("form", []).append({"section": label, "fields": [name]})
+    if form["in_list"]:
+        layouts.setdefault("list", {}).setdefault("columns", []).append(name)
+    if form["in_filters"]:
+        layouts.setdefault("list", {}).setdefault("filters", []).append(name)
+    changes[("entity", entity_key)] = doc
+    return changes, errors
+
+
+@page()
+def entity_studio(ctx: Ctx) -> Response:
+    """An entity's fields; the form to add a custom field, previewed before it is applied."""
+    require_admin(ctx)
+    entity = ctx.registry.entities.get(ctx.request.path_params["entity"])
+    if entity is None:
+        raise NotFound(unknown(ctx.request.path_params["entity"]))
+    form = field_form(ctx) if ctx.form is not None else {"type": "string"}
+    errors: dict[str, str] = {}
+    ddl = ""
+    if ctx.form is not None:
+        changes, errors = field_changes(ctx, entity.key, field_form(ctx))
+        if not errors:
+            try:
+                registry = candidate(ctx.runtime, changes)
+            except MetadataError as exc:
+                errors[""] = "; ".join(str(e) for e in exc.errors)
+            else:
+                if ctx.param("apply"):
+                    apply(ctx, changes, f"add field {PREFIX}{form['name'].removeprefix(PREFIX)} to {entity.key}")
+                    ctx.flash(ctx.t("studio_applied"))
+                    return ctx.redirect(f"/admin/studio/{entity.key}")
+                ddl = effect(ctx.runtime, registry) or ctx.t("studio_no_ddl")
+    custom = current(ctx.runtime, "entity", entity.key) or {}
+    return ctx.render("studio_entity.html", status=422 if errors else 200, entity=entity, form=form, errors=errors,
+                      ddl=ddl, types=FIELD_TYPES, custom_fields=set(custom.get("fields") or {}),
+                      entities=sorted(ctx.registry.entities.values(), key=lambda e: e.key))
+
+
+@page()
+def deactivate_field(ctx: Ctx) -> Response:
+    """Hide a custom field everywhere; its column and data stay (revert brings it back)."""
+    require_admin(ctx)
+    entity_key, name = ctx.request.path_params["entity"], ctx.request.path_params["field"]
+    doc = current(ctx.runtime, "entity", entity_key)
+    if not doc or name not in (doc.get("fields") or {}):
+        raise NotFound(unknown(f"{entity_key}.{name}"))
+    doc["fields"][name] = {**doc["fields"][name], "active": False}
+    for section in (doc.get("layouts") or {}).get("form", []):
+        section["fields"] = [f for f in section.get("fields", []) if f != name]
+    lst = (doc.get("layouts") or {}).get("list") or {}
+    for key in ("columns", "filters"):
+        if key in lst:
+            lst[key] = [f for f in lst[key] if f != name]
+    doc["layouts"]["form"] = [s for s in doc["layouts"].get("form", []) if s.get("fields")]
+    apply(ctx, {("entity", entity_key): doc}, f"deactivate {entity_key}.{name}")
+    ctx.flash(ctx.t("studio_applied"))
+    return ctx.redirect(f"/admin/studio/{entity_key}")
+
+
+@page()
+def revert(ctx: Ctx) -> Response:
+    """Make an earlier revision current again (as a new revision: the history keeps both)."""
+    require_admin(ctx)
+    table = ctx.runtime.table("crm_customization")
+    revision_id = int(ctx.request.path_params["revision_id"])
+    with ctx.runtime.engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.id == revision_id)).mappings().first()
+    if row is None or row["kind"] not in KINDS:
+        raise NotFound(unknown(str(revision_id)))
+    data = json.loads(row["data"]) if row["active"] else None
+    before = ctx.param("before")  # "before": undo this revision (the one before it, or nothing)
+    if before:
+        with ctx.runtime.engine.connect() as conn:
+            prior = conn.execute(sa.select(table).where(table.c.kind == row["kind"], table.c.key == row["key"],
+                                                        table.c.revision < row["revision"])
+                                 .order_by(table.c.revision.desc()).limit(1)).mappings().first()
+        data = json.loads(prior["data"]) if prior is not None and prior["active"] else None
+    try:
+        candidate(ctx.runtime, {(row["kind"], row["key"]): data})
+    except MetadataError as exc:
+        ctx.flash("; ".join(str(e) for e in exc.errors), "error")
+        return ctx.redirect("/admin/studio")
+    apply(ctx, {(row["kind"], row["key"]): data}, f"revert to revision {row['revision']}" if not before
+          else f"undo revision {row['revision']}")
+    ctx.flash(ctx.t("studio_applied"))
+    return ctx.redirect("/admin/studio")
+
+
+@page()
+def settings_form(ctx: Ctx) -> Response:
+    require_admin(ctx)
+    errors: dict[str, str] = {}
+    if ctx.form is not None:
+        assert ctx.user is not None
+        for key in ctx.registry.settings:
+            if key in ctx.form:
+                try:
+                    ctx.runtime.set_setting(key, ctx.param(key), by=ctx.actor)
+                except ValidationFailed as exc:
+                    errors[key] = " ".join(m.text(ctx.language) for ms in exc.errors.values() for m in ms)
+        if not errors:
+            ctx.flash(ctx.t("studio_applied"))
+            return ctx.redirect("/admin/settings")
+    values = {key: ctx.runtime.setting(key) for key in ctx.registry.settings}
+    return ctx.render("studio_settings.html", status=422 if errors else 200, values=values, errors=errors)
+
+
+@page()
+def users_roles(ctx: Ctx) -> Response:
+    require_admin(ctx)
+    users, user_roles = ctx.runtime.table("crm_user"), ctx.runtime.table("crm_user_role")
+    if ctx.form is not None:
+        target = load_user(ctx.runtime, int(ctx.param("user") or 0))
+        if target is None:
+            raise NotFound(unknown(ctx.param("user")))
+        set_roles(ctx.runtime, target.id, tuple(str(r) for r in ctx.form.getlist("roles")), by=ctx.actor)
+        ctx.flash(ctx.t("studio_applied"))
+        return ctx.redirect("/admin/users")
+    with ctx.runtime.engine.connect() as conn:
+        people = conn.execute(sa.select(users.c.id, users.c.username, users.c.display_name, users.c.is_admin)
+                              .order_by(users.c.username)).mappings().all()
+        roles: dict[int, set[str]] = {}
+        for user_id, role in conn.execute(sa.select(user_roles.c.user_id, user_roles.c.role)):
+            roles.setdefault(int(user_id), set()).add(role)
+    return ctx.render("studio_users.html", people=people, roles=roles)
+

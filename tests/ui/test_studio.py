@@ -1,0 +1,90 @@
+"""The admin studio over HTTP: a custom pick-list field previewed, applied live (in this and in
+another worker's app), used by a salesperson, deactivated and reverted; settings; users' roles."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from engine.runtime.service import Runtime
+from engine.runtime.users import User, load_user
+from engine.ui import web
+from engine.ui.app import build_app
+from tests.ui.conftest import PASSWORDS, csrf_of, login
+
+Client = Callable[..., TestClient]
+
+FIELD = {"name": "grade", "type": "choice", "label_zh": "客户级别", "label_en": "Customer level",
+         "options": "gold|金牌|Gold\nsilver|银牌|Silver", "section": "Basic information", "in_list": "1",
+         "in_filters": "1"}
+
+
+def test_custom_field_from_preview_to_revert(client_for: Client, crm: Runtime, app_config: object,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web, "RELOAD_SECONDS", 0.0)
+    admin = client_for("admin")
+    # another worker process: its own app state over the same database
+    other_worker = TestClient(build_app(crm, app_config), follow_redirects=False)  # type: ignore[arg-type]
+    other_worker.__enter__()
+    login(other_worker, "sales1", PASSWORDS["sales1"])
+    assert "x_grade" not in other_worker.get("/app/customer/new").text
+
+    token = csrf_of(admin, "/admin/studio/customer")
+    preview = admin.post("/admin/studio/customer", data={"_csrf": token, **FIELD, "preview": "1"})
+    assert preview.status_code == 200
+    assert re.search(r"ALTER TABLE customer ADD( COLUMN)? x_grade", preview.text)
+    bad = admin.post("/admin/studio/customer", data={"_csrf": token, **FIELD, "name": "Bad Name!", "preview": "1"})
+    assert bad.status_code == 422
+    applied = admin.post("/admin/studio/customer", data={"_csrf": token, **FIELD, "apply": "1"})
+    assert applied.status_code == 303
+
+    form = other_worker.get("/app/customer/new").text
+    assert 'name="x_grade"' in form and "Customer level" in form
+    sales_token = csrf_of(other_worker, "/")
+    saved = other_worker.post("/app/customer/new", data={"_csrf": sales_token, "name": "金牌客户", "x_grade": "gold"})
+    assert saved.status_code == 303
+    listed = other_worker.get("/app/customer?f.x_grade=gold").text
+    assert "金牌客户" in listed and "Gold" in listed
+    assert "x_grade" in other_worker.get("/api/openapi.json").text
+
+    revisions = admin.get("/admin/studio").text
+    newest = re.search(r'data-test="undo-(\d+)"', revisions).group(1)  # type: ignore[union-attr]
+    admin.post(f"/admin/studio/{'customer'}/fields/x_grade/deactivate", data={"_csrf": token})
+    assert 'name="x_grade"' not in other_worker.get("/app/customer/new").text
+    admin.post(f"/admin/studio/revisions/{newest}/revert", data={"_csrf": token, "before": "1"})
+    assert 'name="x_grade"' not in other_worker.get("/app/customer/new").text
+    with crm.engine.connect() as conn:  # the data stays in the database
+        assert conn.execute(sa.text("SELECT x_grade FROM customer WHERE name = '金牌客户'")).scalar() == "gold"
+    other_worker.__exit__(None, None, None)
+
+
+def test_studio_is_for_administrators(client_for: Client) -> None:
+    sales = client_for("sales1")
+    for path in ("/admin/studio", "/admin/studio/customer", "/admin/settings", "/admin/users"):
+        assert sales.get(path).status_code == 403, path
+
+
+def test_settings_are_typed(client_for: Client, crm: Runtime) -> None:
+    admin = client_for("admin")
+    token = csrf_of(admin, "/admin/settings")
+    bad = admin.post("/admin/settings", data={"_csrf": token, "max_customers_per_salesperson": "lots"})
+    assert bad.status_code == 422 and "is not a valid integer" in bad.text
+    good = admin.post("/admin/settings", data={"_csrf": token, "max_customers_per_salesperson": "300",
+                                               "duplicate_name_policy": "refuse"})
+    assert good.status_code == 303
+    assert crm.setting("max_customers_per_salesperson") == 300 and crm.setting("duplicate_name_policy") == "refuse"
+
+
+def test_roles_are_assigned_and_audited(client_for: Client, crm: Runtime, people: dict[str, User]) -> None:
+    admin = client_for("admin")
+    token = csrf_of(admin, "/admin/users")
+    done = admin.post("/admin/users", data={"_csrf": token, "user": people["sales2"].id,
+                                            "roles": ["salesperson", "marketing"]})
+    assert done.status_code == 303
+    user = load_user(crm, people["sales2"].id)
+    assert user is not None and set(user.roles) == {"salesperson", "marketing"}
+    assert "Roles changed" in admin.get("/admin/audit").text
