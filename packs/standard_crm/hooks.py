@@ -14,7 +14,7 @@ from typing import Any
 
 from pypinyin import Style, lazy_pinyin
 
-from engine.plugins import ActionContext, HookContext, action, hook
+from engine.plugins import ActionContext, HookContext, JobContext, action, hook, job
 from engine.runtime.errors import NotFound, RecordError
 from engine.runtime.query import ListQuery
 
@@ -180,3 +180,136 @@ def same_name_customers(ctx: Any, name: str | None, exclude: int | None = None) 
     if exclude:
         filters.append(f"id ne {exclude}")
     return ctx.records.query("customer", ListQuery(filters=filters, sort=["id"], limit=5, count=False)).rows
+
+
+def may(ctx: Any, entity: str, action_key: str, record: dict[str, Any] | None) -> bool:
+    """May the acting user do `action_key` on `record` by their roles (scope, shares, pool)?"""
+    user = ctx.records.runtime.records(ctx.actor, ctx.records.conn)
+    return bool(user._allows(ctx.records.registry.entity(entity), action_key, record))
+
+
+def user_name(ctx: Any, user_id: int | None) -> str:
+    """A user's name as the organisation knows it (their employee record), else '#id'."""
+    if user_id is None:
+        return "-"
+    rows = ctx.records.query("employee", ListQuery(filters=[f"user eq {user_id}"], limit=1, count=False,
+                                                   titles=())).rows
+    return str(rows[0]["name"]) if rows else f"#{user_id}"
+
+
+# -- 4. the customer pool (公海) -----------------------------------------------------------------------
+
+
+@hook("customer", "before_save")
+def owner_bookkeeping(ctx: HookContext) -> None:
+    """Whenever the owner changes (create, claim, assignment, transfer, release): assigned_at is the
+    moment the current owner got the customer, previous_owner who had it before; a customer that
+    gets an owner leaves the pool, within the owner's limit (max_customers_per_salesperson)."""
+    record, old = ctx.record, ctx.old or {}
+    if not ctx.is_new and not ctx.changed("owner"):
+        return
+    owner = record.get("owner")
+    record["assigned_at"] = ctx.records.runtime.now() if owner is not None else None
+    if old.get("owner") is not None:
+        record["previous_owner"] = old["owner"]
+    if owner is not None and old.get("in_pool"):
+        check_customer_limit(ctx, owner)
+        record.update(in_pool=False, pool_reason=None, pooled_at=None)
+
+
+def check_customer_limit(ctx: Any, owner: int) -> None:
+    limit = int(ctx.setting("max_customers_per_salesperson") or 0)
+    if limit <= 0:
+        return
+    count = owned_customers(ctx, owner)
+    if count >= limit:
+        if owner == ctx.actor.user_id:
+            ctx.reject(ctx.message("pool_limit_reached", count=count, limit=limit))
+        ctx.reject(ctx.message("pool_limit_reached_user", user=user_name(ctx, owner), count=count, limit=limit))
+
+
+def owned_customers(ctx: Any, owner: int) -> int:
+    page = ctx.records.query("customer", ListQuery(filters=[f"owner eq {owner}", "in_pool eq false"], limit=1,
+                                                   titles=()))
+    return int(page.total or 0)
+
+
+def release(ctx: Any, customer: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Send a customer to the pool: no owner any more, a reason and the time."""
+    return ctx.records.update("customer", customer["id"], {
+        "in_pool": True, "pool_reason": reason, "pooled_at": ctx.records.runtime.now(), "owner": None,
+    }, customer["version"])
+
+
+@action("customer", "to_pool")
+def to_pool(ctx: ActionContext) -> None:
+    """The owner (or a manager who may reassign the customer) releases it to the pool."""
+    customer = ctx.record
+    if customer.get("owner") != ctx.actor.user_id and not may(ctx, "customer", "assign", customer):
+        ctx.reject(ctx.message("pool_release_not_owner"))
+    release(ctx, customer, ctx.inputs["reason"])
+    ctx.done(ctx.message("pool_customer_released", name=customer["name"]))
+
+
+@action("customer", "claim")
+def claim(ctx: ActionContext) -> None:
+    """A salesperson takes a pool customer (refused beyond max_customers_per_salesperson)."""
+    customer = ctx.record
+    if ctx.actor.user_id is None:
+        ctx.reject(ctx.message("pool_claim_needs_user"))
+    ctx.records.update("customer", customer["id"], {"owner": ctx.actor.user_id}, customer["version"])
+    ctx.done(ctx.message("pool_customer_claimed", name=customer["name"]), open=("customer", customer["id"]))
+
+
+@action("customer", "assign_from_pool")
+def assign_from_pool(ctx: ActionContext) -> None:
+    """A manager gives a pool customer to someone they may assign records to (their team)."""
+    customer, user = ctx.record, ctx.inputs["user"]
+    if not may(ctx, "customer", "assign", {"owner": user}):
+        ctx.reject(ctx.message("pool_assign_outside_team", user=user_name(ctx, user)), field="user")
+    ctx.records.update("customer", customer["id"], {"owner": user}, customer["version"])
+    ctx.done(ctx.message("pool_customer_assigned", name=customer["name"], user=user_name(ctx, user)))
+
+
+@job("return_idle_customers")
+def return_idle_customers(ctx: JobContext) -> None:
+    """Customers not followed up for pool_return_days days go back to the pool (nightly).
+
+    Idle time counts from the last follow-up, or from when the owner got the customer if that
+    is later; the reason is "not followed up in time". 0 days switches the job off."""
+    days = int(ctx.setting("pool_return_days") or 0)
+    if days <= 0:
+        ctx.report.append("pool_return_days is 0: nothing returned")
+        return
+    before = f"lt last_n_days:{days}"  # before the first of the last N days: idle for N days or more
+    idle: set[int] = set()
+    for conditions in ([f"last_follow_up_at {before}", f"assigned_at {before}"],
+                       [f"last_follow_up_at {before}", "assigned_at is_empty", f"created_at {before}"],
+                       ["last_follow_up_at is_empty", f"assigned_at {before}"],
+                       ["last_follow_up_at is_empty", "assigned_at is_empty", f"created_at {before}"]):
+        idle |= set(ids_of(ctx, "customer", ["in_pool eq false", "owner is_not_empty", *conditions]))
+    returned = 0
+    for customer_id in sorted(idle):
+        try:
+            customer = ctx.records.get("customer", customer_id)
+            release(ctx, customer, "no_follow_up")
+        except RecordError as exc:
+            ctx.report.append(f"customer {customer_id}: {exc.message.text('en')}")
+            continue
+        returned += 1
+        ctx.report.append(ctx.records.runtime.registry.message("pool_auto_returned", "en", name=customer["name"],
+                                                               days=days))
+    ctx.report.append(f"{returned} customer(s) returned to the pool")
+
+
+def ids_of(ctx: Any, entity: str, filters: list[str]) -> list[int]:
+    """The ids of every record matching `filters`, page by page (keyset, by id)."""
+    ids: list[int] = []
+    cursor = None
+    while True:
+        page = ctx.records.query(entity, ListQuery(filters=filters, sort=["id"], limit=500, cursor=cursor,
+                                                   count=False, titles=()))
+        ids += [row["id"] for row in page.rows]
+        cursor = page.next_cursor
+        if not cursor:
+            return ids

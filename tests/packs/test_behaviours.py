@@ -4,11 +4,13 @@ birthdays, quote approval and orders, sharing and transfer, and who may do what.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from engine.runtime.errors import NotFound, ValidationFailed
+from engine.runtime.errors import Forbidden, NotFound, ValidationFailed
 from engine.runtime.query import ListQuery
 from tests.packs.conftest import CRM, STANDARD
 
@@ -170,3 +172,122 @@ def test_who_may_convert_which_leads(crm: CRM) -> None:
     team = lead_of(crm, "east1", company="团队的线索")
     crm.as_("manager").run_action("lead", team["id"], "convert", {"create_opportunity": False})
     assert crm.get("lead", team["id"])["status"] == "converted"
+
+
+# -- 4. the customer pool -------------------------------------------------------------------------------
+
+def backdate(crm: CRM, entity: str, record_id: int, **values: Any) -> None:
+    """Set system or hook-kept columns directly, as if time had passed."""
+    table = crm.runtime.table(entity)
+    with crm.runtime.engine.begin() as conn:
+        conn.execute(sa.update(table).where(table.c.id == record_id).values(**values))
+
+
+def test_release_claim_and_the_limit(crm: CRM) -> None:
+    sales1, sales2 = crm.as_("sales1"), crm.as_("sales2")
+    customer = sales1.create("customer", {"name": "温州鼎盛鞋业"})
+    assert customer["assigned_at"] is not None and customer["owner"] == crm.id("sales1")
+    outcome = sales1.run_action("customer", customer["id"], "to_pool", {"reason": "no_intent"})
+    assert outcome["message"].text("en") == "Customer 温州鼎盛鞋业 has been released to the pool."
+    pooled = crm.get("customer", customer["id"])
+    assert (pooled["in_pool"], pooled["owner"], pooled["pool_reason"], pooled["previous_owner"]) == \
+        (True, None, "no_intent", crm.id("sales1"))
+    assert pooled["pooled_at"] is not None and pooled["assigned_at"] is None
+    # everyone in sales sees the pool; sales2 claims it
+    assert [c["id"] for c in crm.find("customer", view_filters(crm, "customer", "pool")[0], actor="sales2")] == \
+        [customer["id"]]
+    with pytest.raises(ValidationFailed):  # the action applies to customers in the pool only
+        sales2.run_action("customer", customer["id"], "to_pool", {})
+    claimed = sales2.run_action("customer", customer["id"], "claim")
+    assert claimed["open"] == ("customer", customer["id"])
+    after = crm.get("customer", customer["id"])
+    assert (after["in_pool"], after["owner"], after["pool_reason"], after["pooled_at"]) == \
+        (False, crm.id("sales2"), None, None)
+    assert after["assigned_at"] is not None
+    with pytest.raises(NotFound):  # gone from sales1, who released it: no longer in the pool
+        sales1.run_action("customer", customer["id"], "claim")
+    with pytest.raises(ValidationFailed):  # claimed already
+        crm.as_("admin").run_action("customer", customer["id"], "claim")
+    # the limit: sales2 owns one customer and may own one
+    crm.runtime.set_setting("max_customers_per_salesperson", 1)
+    other = crm.customer("另一家公海客户", None)
+    crm.system.run_action("customer", other["id"], "to_pool", {"reason": "released"})
+    with pytest.raises(ValidationFailed) as caught:
+        sales2.run_action("customer", other["id"], "claim")
+    assert caught.value.errors[""][0].text("en") == \
+        "You already own 1 customers; the limit is 1. Release some customers to the pool first."
+    assert crm.get("customer", other["id"])["in_pool"] is True
+    sales1.run_action("customer", other["id"], "claim")  # sales1 owns none now
+    crm.runtime.set_setting("max_customers_per_salesperson", 0)  # 0: no limit
+
+
+def view_filters(crm: CRM, entity: str, key: str) -> list[str]:
+    view = next(v for v in crm.runtime.registry.entity(entity).list.views if v.key == key)
+    return list(view.filter)
+
+
+def test_who_may_release_claim_and_assign(crm: CRM) -> None:
+    theirs = crm.customer("华北客户", "sales2")
+    shared = crm.customer("共享给 sales1 的客户", "sales2")
+    crm.as_("sales2").share("customer", shared["id"], crm.id("sales1"), "edit")
+    with pytest.raises(NotFound):
+        crm.as_("sales1").run_action("customer", theirs["id"], "to_pool", {})
+    with pytest.raises(ValidationFailed) as caught:  # an edit share is not ownership
+        crm.as_("sales1").run_action("customer", shared["id"], "to_pool", {})
+    assert "owner or a manager" in caught.value.errors[""][0].text("en")
+    team = crm.customer("east1 的客户", "east1")
+    crm.as_("manager").run_action("customer", team["id"], "to_pool", {"reason": "owner_left"})  # the manager's team
+    assert crm.get("customer", team["id"])["pool_reason"] == "owner_left"
+    with pytest.raises(NotFound):  # not the manager's team
+        crm.as_("manager").run_action("customer", theirs["id"], "to_pool", {})
+    with pytest.raises(Forbidden):  # salespeople do not assign
+        crm.as_("sales1").run_action("customer", team["id"], "assign_from_pool", {"user": crm.id("sales1")})
+    with pytest.raises(ValidationFailed) as caught:  # sales2 is not in the manager's team
+        crm.as_("manager").run_action("customer", team["id"], "assign_from_pool", {"user": crm.id("sales2")})
+    assert caught.value.errors["user"][0].text("en") == "You may not assign customers to Sales2."
+    done = crm.as_("manager").run_action("customer", team["id"], "assign_from_pool", {"user": crm.id("sales1")})
+    assert done["message"].text("zh") == "客户 east1 的客户 已分配给 Sales1。"
+    assert crm.get("customer", team["id"])["owner"] == crm.id("sales1")
+    crm.system.run_action("customer", team["id"], "to_pool", {})
+    for name in ("marketing1", "service1"):  # they read customers, but do not work the pool
+        with pytest.raises(Forbidden):
+            crm.as_(name).run_action("customer", team["id"], "claim")
+    mine = crm.as_("sales1").create("customer", {"name": "直接改公海标志"})
+    with pytest.raises(ValidationFailed) as caught:  # the pool flag changes through the actions only
+        crm.as_("sales1").update("customer", mine["id"], {"in_pool": True}, mine["version"])
+    assert "in_pool" in caught.value.errors
+
+
+def test_a_manager_moving_pool_customers_by_owner_takes_them_out_of_the_pool(crm: CRM) -> None:
+    pooled = crm.customer("公海客户", None)
+    crm.system.run_action("customer", pooled["id"], "to_pool", {})
+    record = crm.get("customer", pooled["id"])
+    moved = crm.as_("manager").update("customer", pooled["id"], {"owner": crm.id("east1")}, record["version"])
+    assert (moved["in_pool"], moved["owner"], moved["pool_reason"]) == (False, crm.id("east1"), None)
+
+
+def test_idle_customers_return_to_the_pool(crm: CRM) -> None:
+    crm.runtime.set_setting("pool_return_days", 30)
+    long_ago = crm.runtime.now() - timedelta(days=45)
+    idle = crm.customer("45 天没跟进", "sales1")
+    crm.system.create("follow_up", {"customer": idle["id"], "subject": "上次", "followed_up_at": long_ago})
+    backdate(crm, "customer", idle["id"], assigned_at=long_ago - timedelta(days=10))
+    never = crm.customer("从没跟进", "sales2")
+    backdate(crm, "customer", never["id"], assigned_at=None, created_at=long_ago)
+    fresh = crm.customer("新领的客户", "sales1")  # old follow-ups, but its owner got it today
+    crm.system.create("follow_up", {"customer": fresh["id"], "subject": "上上任", "followed_up_at": long_ago})
+    recent = crm.customer("最近跟进过", "sales1")
+    crm.system.create("follow_up", {"customer": recent["id"], "subject": "昨天",
+                                    "followed_up_at": crm.runtime.now() - timedelta(days=1)})
+    report = crm.system.run_job("return_idle_customers")
+    assert report == ["Customer 45 天没跟进 was returned to the pool: no follow-up for 30 days.",
+                      "Customer 从没跟进 was returned to the pool: no follow-up for 30 days.",
+                      "2 customer(s) returned to the pool"]
+    for customer, pooled in ((idle, True), (never, True), (fresh, False), (recent, False)):
+        record = crm.get("customer", customer["id"])
+        assert record["in_pool"] is pooled, record["name"]
+    assert crm.get("customer", idle["id"])["pool_reason"] == "no_follow_up"
+    assert crm.get("customer", idle["id"])["previous_owner"] == crm.id("sales1")
+    assert crm.system.run_job("return_idle_customers") == ["0 customer(s) returned to the pool"]
+    crm.runtime.set_setting("pool_return_days", 0)
+    assert crm.system.run_job("return_idle_customers") == ["pool_return_days is 0: nothing returned"]

@@ -71,3 +71,40 @@ def test_convert_button_form_and_api(crm: CRM, web: Web, api: Api) -> None:
     body = ok(api("sales1")("POST", f"/api/v1/lead/{other['id']}/actions/convert", {"create_opportunity": False}))
     assert body["message"] == "Lead converted: customer 西安天成." and body["open"]["url"].startswith("/api/v1/customer/")
     assert api("sales2")("POST", f"/api/v1/lead/{other['id']}/actions/convert", {}).status_code == 404
+
+
+# -- 4. the customer pool -------------------------------------------------------------------------------
+
+def test_pool_buttons_bulk_claim_and_api(crm: CRM, web: Web, api: Api) -> None:
+    mine = crm.customer("南京汇通物流", "sales1")
+    client = web("sales1")
+    detail = client.get(f"/app/customer/{mine['id']}").text
+    assert 'data-test="action-to_pool"' in detail and 'data-test="action-claim"' not in detail
+    assert 'data-test="action-assign_from_pool"' not in detail  # salespeople do not assign
+    form = client.get(f"/app/customer/{mine['id']}/action/to_pool")
+    assert 'name="reason"' in form.text and "Release this customer to the pool?" in form.text
+    token = form_token(client)
+    done = client.post(f"/app/customer/{mine['id']}/action/to_pool",
+                       data={"_csrf": token, "_go": "1", "reason": "no_intent"})
+    assert done.status_code == 303 and crm.get("customer", mine["id"])["in_pool"] is True
+    pool = web("sales2").get("/app/customer?view=pool").text
+    assert "南京汇通物流" in pool
+    # bulk claim from the list
+    others = [crm.customer(f"公海{i}", None)["id"] for i in range(2)]
+    for other in others:
+        crm.system.run_action("customer", other, "to_pool", {})
+    sales2 = web("sales2")
+    bulk = sales2.post("/app/customer/bulk", data={"_csrf": form_token(sales2, "/app/customer"), "action": "act:claim",
+                                                   "ids": [str(i) for i in others]})
+    assert bulk.status_code == 303
+    assert [crm.get("customer", i)["owner"] for i in others] == [crm.id("sales2")] * 2
+    # the API: the limit is named in the refusal; marketing may not claim
+    crm.runtime.set_setting("max_customers_per_salesperson", 2)
+    refused = api("sales2")("POST", f"/api/v1/customer/{mine['id']}/actions/claim", {})
+    assert refused.status_code == 422 and "the limit is 2" in refused.json()["message"]
+    assert api("marketing1")("POST", f"/api/v1/customer/{mine['id']}/actions/claim", {}).status_code == 403
+    body = ok(api("manager")("POST", f"/api/v1/customer/{mine['id']}/actions/assign_from_pool",
+                             {"user": crm.id("east1")}))
+    assert body["message"] == "Customer 南京汇通物流 has been assigned to East1."
+    released = ok(api("east1")("POST", f"/api/v1/customer/{mine['id']}/actions/to_pool", {"reason": "released"}))
+    assert released["message"] == "Customer 南京汇通物流 has been released to the pool."
