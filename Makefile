@@ -56,3 +56,28 @@ screenshots: install browser
 
 clean:
 	rm -rf $(VENV) *.egg-info test-output
+
+# The benchmark (bench/, docs/performance.md): our server, a hand-written floor app and Django admin
+# on the same data set, driven by wrk. Data sets are cached in bench/.cache and PostgreSQL
+# (databases bench_*); results go to bench/results/. Django gets its own venv under bench/django.
+BENCH_DJANGO := bench/django/.venv
+BENCH_DJANGO_STAMP := $(BENCH_DJANGO)/.installed-$(shell cksum < bench/django/requirements.txt | cut -d' ' -f1)
+.PHONY: bench bench-quick bench-tools
+
+$(BENCH_DJANGO_STAMP): bench/django/requirements.txt
+	test -x $(BENCH_DJANGO)/bin/python || $(PY) -m venv $(BENCH_DJANGO)
+	$(BENCH_DJANGO)/bin/python -m pip install --quiet -r bench/django/requirements.txt
+	rm -f $(BENCH_DJANGO)/.installed-*
+	touch $@
+
+bench-tools: install $(BENCH_DJANGO_STAMP)
+	@command -v wrk >/dev/null || { echo "Installing wrk (apt-get)"; $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+
+# 100,000 customers, short runs: a few minutes per database once the data set is cached.
+bench-quick: bench-tools
+	$(BIN)/python -m bench --customers 100000 --quick
+
+# 1,000,000 customers (2M contacts, 3M activities, 500k opportunities), SQLite and PostgreSQL.
+bench: bench-tools
+	$(BIN)/python -m bench --customers 1000000

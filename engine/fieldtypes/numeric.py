@@ -48,6 +48,8 @@ class NumberLike(FieldType):
     def coerce(self, field: Field, value: Any, ctx: ValueContext) -> Any:
         number = self.parse_number(value)
         precision, scale = self.digits(field)
+        if number.adjusted() >= precision - scale:  # before rounding: quantize fails on huge numbers
+            raise FieldValueError("too_many_digits", digits=precision - scale)
         # Half up (四舍五入), as invoices and Chinese accounting practice round.
         number = number.quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP) if scale else number.to_integral_value(ROUND_HALF_UP)
         if number.adjusted() >= precision - scale:

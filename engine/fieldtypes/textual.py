@@ -29,6 +29,8 @@ class TextLike(FieldType):
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise FieldValueError("not_a_string")
         text = self.normalize(str(value).strip())
+        if "\x00" in text:  # PostgreSQL cannot store NUL characters
+            raise FieldValueError("not_a_string")
         if len(text) > self.max_length(field):
             raise FieldValueError("too_long", max=self.max_length(field))
         if self.pattern is not None and text and not self.pattern.fullmatch(text):
