@@ -75,6 +75,38 @@ def cmd_pack_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack_install(args: argparse.Namespace) -> int:
+    from engine.runtime.db import make_engine
+    from engine.runtime.installer import InstallError, install
+
+    config = load_config()
+    folder = Path(args.dir)
+    if not (folder / "pack.yaml").is_file():
+        return _fail(f"{folder}: not a pack folder (no pack.yaml)")
+    try:
+        report = install(config.pack_dirs(), folder, make_engine(config.database_url), timezone=config.timezone,
+                         files_dir=config.files_dir, upgrade=args.pack_command == "upgrade")
+    except InstallError as exc:
+        return _fail(str(exc))
+    verb = f"upgraded from {report.previous} to" if report.previous and args.pack_command == "upgrade" else "installed:"
+    print(f"{report.name} {verb} {report.version}")
+    for line in report.ddl:
+        print(f"  {line}")
+    for line in report.conflicts:
+        print(f"  conflict: {line}")
+    return 0
+
+
+def cmd_custom_export(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+    from engine.runtime.installer import export_customizations
+
+    runtime = open_runtime()
+    count = export_customizations(runtime.engine, Path(args.dir), [p.name for p in runtime.registry.packs if p.path])
+    print(f"{count} document(s) written to {args.dir}")
+    return 0
+
+
 # -- db -------------------------------------------------------------------------------------------
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
@@ -263,6 +295,17 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pack_validate)
     p = pack.add_parser("list", help="the active packs")
     p.set_defaults(func=cmd_pack_list)
+    for name, text in (("install", "validate a pack folder with the active packs, migrate, activate it"),
+                       ("upgrade", "replace an installed pack by a newer version (customisations stay on top)")):
+        p = pack.add_parser(name, help=text)
+        p.add_argument("dir")
+        p.set_defaults(func=cmd_pack_install)
+
+    custom = sub.add_parser("custom", help="the administrator's customisation layer")
+    custom_sub = custom.add_subparsers(dest="custom_command", required=True)
+    p = custom_sub.add_parser("export", help="write the customisation layer as a pack folder")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_custom_export)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     p = db.add_parser("migrate", help="bring the database to the metadata (additive only)")

@@ -67,8 +67,9 @@ def reload(runtime: Any) -> Any:
     from pathlib import Path
 
     from engine.metadata import load_registry
+    from engine.runtime.installer import active_dirs
     from engine.runtime.service import Runtime
 
-    dirs = [Path(p.path) for p in runtime.registry.packs if p.path]
+    dirs = active_dirs([Path(p.path) for p in runtime.registry.packs if p.path], runtime.engine)
     registry = load_registry(dirs, load_overlay(runtime.engine))
     return Runtime(registry, runtime.engine, timezone=runtime.timezone, files_dir=runtime.files_dir)

@@ -81,6 +81,7 @@ def system_tables(metadata: sa.MetaData) -> None:
     sa.Table(
         "crm_pack", metadata,
         sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("path", sa.String(500)),  # folder of a pack installed with `crm pack install`
         sa.Column("version", sa.String(32), nullable=False),
         sa.Column("installed_at", sa.DateTime, nullable=False),
     )
