@@ -11,8 +11,9 @@ registry, and fields or entities the active packs lack are left out, so the gene
 working when the pack changes.
 
 The volume entities go through `RecordService.bulk_create` in batches, which runs no per-record
-hooks; the fields the pack's hooks maintain (mnemonic, last follow-up, last deal, pooled at) are
-therefore filled in here, consistently with the generated records.
+hooks; the fields the pack's hooks maintain (mnemonic, duplicate-check keys, last follow-up, last
+deal, pooled at, assigned at, next birthday) are therefore filled in here, consistently with the
+generated records, using the pack's own helper functions where it has them (its hooks.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Connection
 from engine.metadata.registry import Stage
 from engine.runtime import users as user_accounts
 from engine.runtime.actor import SYSTEM
+from engine.runtime.hooks import _import_file
 from engine.runtime.service import Runtime
 
 Row = dict[str, Any]
@@ -359,6 +361,12 @@ class _Generator:
         self.competitors: list[int] = []
         self.due_today = dict.fromkeys(SALESPEOPLE, TODAY_ITEMS)
         self._options: dict[tuple[str, str], list[str]] = {}
+        self.helpers = _pack_helpers(runtime)
+
+    def derived(self, name: str, *args: Any) -> Any:
+        """What the pack's helper function `name` (in its hooks.py) computes, or None without it."""
+        fn = getattr(self.helpers, name, None)
+        return fn(*args) if fn is not None else None
 
     # -- values the registry allows -------------------------------------------------------------
     def has(self, entity: str, name: str | None = None) -> bool:
@@ -596,10 +604,14 @@ class _Generator:
             "customer_type": self.option("customer", "customer_type", "potential"), "hot": False,
             "in_pool": username is None, "owner": owner,
         }
+        customer["name_key"] = self.derived("name_key", customer["name"])
+        customer["phone_key"] = self.derived("phone_key", customer["phone"])
+        customer["assigned_at"] = self.at(since, 9, 0) if owner else None
         if username is None:
             customer["pool_reason"] = self.pick("customer", "pool_reason", {
                 "no_follow_up": 40, "released": 25, "no_intent": 15, "owner_left": 10, "invalid_info": 10})
             customer["pooled_at"] = self.at(rnd.randint(since, -1))
+            customer["previous_owner"] = worker
         ref = batch.add("customer", customer)
         contacts = self.contacts(batch, ref, co, worker)
         contact = contacts[0][0] if contacts else None
@@ -847,6 +859,14 @@ class _Generator:
             "remarks": f"关注{rnd.choice(INTERESTS)}" if rnd.random() < 0.3 else None,
             "owner": self.users.get(rnd.choices(("marketing1", "sales1", "sales2"), (50, 25, 25))[0]),
         })
+
+
+def _pack_helpers(runtime: Runtime) -> Any:
+    """The standard pack's hooks.py (its pure functions compute what its hooks maintain), if active."""
+    for pack in runtime.registry.packs:
+        if pack.name == "standard_crm" and pack.hooks:
+            return _import_file(f"crm_pack_hooks.{pack.name}", pack.hooks)
+    return None
 
 
 def _maturity(stage: Stage) -> str:

@@ -9,6 +9,7 @@ hooks.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -32,6 +33,53 @@ def mnemonic(name: str | None, limit: int = 50) -> str | None:
     letters = "".join(ch for part in lazy_pinyin(text, style=Style.FIRST_LETTER) for ch in part
                       if ch.isascii() and ch.isalnum())
     return letters.upper()[:limit] or None
+
+
+# Company-form words dropped from the end of a name before comparing names (查重): Chinese as
+# suffixes of the last word, English as whole last words.
+CN_FORMS = ("股份有限公司", "有限责任公司", "有限公司", "股份公司", "集团公司", "总公司", "公司", "集团", "有限合伙")
+EN_FORMS = frozenset(("co", "company", "corp", "corporation", "inc", "incorporated", "ltd", "limited", "llc", "plc",
+                      "llp", "gmbh", "group", "pte", "pty"))
+EXTENSION = re.compile(r"(?:ext|x|转)", re.IGNORECASE)
+
+
+def name_key(name: str | None) -> str | None:
+    """A customer name as compared for duplicates: case, full/half-width forms, spaces,
+    punctuation, brackets and company-form suffixes do not count, so 上海华信科技（集团）有限公司,
+    上海华信科技股份有限公司 and 上海 华信科技 give the same key (上海华信科技), and so do
+    "ACME Trading Co., Ltd." and "Acme trading inc"."""
+    if not name:
+        return None
+    words = [w for w in re.split(r"[\W_]+", unicodedata.normalize("NFKC", name).casefold()) if w]
+    if not words:
+        return None
+    while True:
+        if len(words) > 1 and words[-1] in EN_FORMS:
+            words.pop()
+            continue
+        form = next((f for f in CN_FORMS if words[-1].endswith(f)), None)
+        if form is None or (len(words) == 1 and words[0] == form):  # nothing (more) to drop
+            return "".join(words)[:200]
+        words[-1] = words[-1][:-len(form)]
+        if not words[-1]:
+            words.pop()
+
+
+def phone_key(phone: str | None) -> str | None:
+    """A phone number as compared for duplicates: its digits, without an extension, with +86 /
+    0086 turned into the domestic form (+86 21 5555 1234 and 021-5555-1234 give 02155551234)."""
+    if not phone:
+        return None
+    text = unicodedata.normalize("NFKC", phone).strip()
+    digits = re.sub(r"\D", "", EXTENSION.split(text, maxsplit=1)[0])
+    international = False
+    if digits.startswith("0086"):
+        digits, international = digits[4:], True
+    elif text.startswith("+86") or (digits.startswith("86") and len(digits) == 13 and digits[2] == "1"):
+        digits, international = digits[2:], True
+    if international and digits and not digits.startswith(("0", "1")):
+        digits = "0" + digits  # a landline's area code gets its trunk prefix back
+    return digits[:40] or None
 
 
 # -- 1. customer mnemonic -------------------------------------------------------------------------------
@@ -173,13 +221,18 @@ def visible(ctx: ActionContext, entity: str, record_id: int) -> bool:
 
 
 def same_name_customers(ctx: Any, name: str | None, exclude: int | None = None) -> list[dict[str, Any]]:
-    """Live customers whose name is the same as `name` (see name_key, behaviour 5)."""
-    if not name:
+    """Live customers whose name is the same as `name` once normalized (name_key, indexed)."""
+    return same_key_customers(ctx, "name_key", name_key(name), exclude)
+
+
+def same_key_customers(ctx: Any, field: str, key: str | None, exclude: int | None = None) -> list[dict[str, Any]]:
+    if not key:
         return []
-    filters = [f"name eq {name}"]
+    filters = [f"{field} eq {key}"]
     if exclude:
         filters.append(f"id ne {exclude}")
-    return ctx.records.query("customer", ListQuery(filters=filters, sort=["id"], limit=5, count=False)).rows
+    return ctx.records.query("customer", ListQuery(filters=filters, sort=["id"], limit=5, count=False,
+                                                   titles=("owner",))).rows
 
 
 def may(ctx: Any, entity: str, action_key: str, record: dict[str, Any] | None) -> bool:
@@ -313,3 +366,48 @@ def ids_of(ctx: Any, entity: str, filters: list[str]) -> list[int]:
         cursor = page.next_cursor
         if not cursor:
             return ids
+
+
+# -- 5. duplicate check (查重) ----------------------------------------------------------------------------
+
+
+@hook("customer", "before_save")
+def duplicate_check(ctx: HookContext) -> None:
+    """Keep the comparison keys, and look for other customers with the same normalized name
+    (refused or warned, as duplicate_name_policy says), phone or e-mail (warned). The keys are
+    indexed, so each check is one indexed lookup."""
+    record = ctx.record
+    if ctx.changed("name") or not record.get("name_key"):
+        record["name_key"] = name_key(record.get("name"))
+    if ctx.changed("phone") or bool(record.get("phone")) != bool(record.get("phone_key")):
+        record["phone_key"] = phone_key(record.get("phone"))
+    own_id = record.get("id")
+    if ctx.is_new or ctx.changed("name"):
+        same = same_key_customers(ctx, "name_key", record.get("name_key"), own_id)
+        if same:
+            if ctx.setting("duplicate_name_policy") == "refuse":
+                ctx.reject(ctx.message("duplicate_customer_name_refused", name=same[0]["name"]), field="name")
+            ctx.warn(ctx.message("duplicate_customer_name", name=same[0]["name"], code=same[0].get("code") or "",
+                                 owner=(same[0].get("_titles") or {}).get("owner") or "-"))
+    if ctx.is_new or ctx.changed("phone"):
+        same = same_key_customers(ctx, "phone_key", record.get("phone_key"), own_id)
+        if same:
+            ctx.warn(ctx.message("duplicate_customer_phone", name=same[0]["name"], phone=record.get("phone")))
+    if record.get("email") and (ctx.is_new or ctx.changed("email")):
+        same = same_key_customers(ctx, "email", record["email"], own_id)
+        if same:
+            ctx.warn(ctx.message("duplicate_customer_email", name=same[0]["name"], email=record["email"]))
+
+
+@job("refresh_customer_keys")
+def refresh_customer_keys(ctx: JobContext) -> None:
+    """Fill the mnemonic and duplicate-check keys of customers that lack them (after bulk loads).
+
+    Records written by bulk inserts (imports, benchmarks) ran no hooks; saving each one again
+    without changes runs them, so the keys are filled exactly as a normal save would."""
+    ids = set(ids_of(ctx, "customer", ["name_key is_empty"])) | set(ids_of(ctx, "customer", ["mnemonic is_empty"]))
+    ids |= set(ids_of(ctx, "customer", ["phone is_not_empty", "phone_key is_empty"]))
+    for customer_id in sorted(ids):
+        customer = ctx.records.get("customer", customer_id)
+        ctx.records.update("customer", customer_id, {}, customer["version"])
+    ctx.report.append(f"{len(ids)} customer(s) updated")

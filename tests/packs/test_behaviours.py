@@ -291,3 +291,76 @@ def test_idle_customers_return_to_the_pool(crm: CRM) -> None:
     assert crm.system.run_job("return_idle_customers") == ["0 customer(s) returned to the pool"]
     crm.runtime.set_setting("pool_return_days", 0)
     assert crm.system.run_job("return_idle_customers") == ["pool_return_days is 0: nothing returned"]
+
+
+# -- 5. duplicate check -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("上海华信科技有限公司", "上海华信科技股份有限公司"),
+    ("上海华信科技（集团）有限公司", "上海 华信科技"),
+    ("上海华信科技有限责任公司", "上海华信科技集团"),
+    ("ＡＣＭＥ Trading Co., Ltd.", "acme trading inc"),
+    ("Acme Trading LLC", "ACME TRADING LIMITED"),
+    ("【华信】电子", "华信电子"),
+])
+def test_names_that_are_the_same_company(one: str, other: str) -> None:
+    assert hooks_module().name_key(one) == hooks_module().name_key(other)
+
+
+def test_names_that_are_different_companies() -> None:
+    key = hooks_module().name_key
+    assert key("华信电子") != key("华信电器") and key("Acme Co") != key("Acme Trading")
+    assert key("有限公司") == "有限公司"  # nothing but a company form: kept
+
+
+@pytest.mark.parametrize("phone", ["021-5555-1234", "+86 21 5555 1234", "(021) 5555 1234 转 12", "0086 21 55551234"])
+def test_phone_numbers_that_are_the_same(phone: str) -> None:
+    assert hooks_module().phone_key(phone) == "02155551234"
+
+
+def test_duplicates_warn_by_default_and_can_be_refused(crm: CRM) -> None:
+    first = crm.customer("上海华信科技有限公司", "sales2", phone="021-5555-1234", email="info@huaxin.cn")
+    assert first["name_key"] == "上海华信科技" and first["phone_key"] == "02155551234"
+    assert "_warnings" not in first
+    sales1 = crm.as_("sales1")
+    second = sales1.create("customer", {"name": "上海华信科技（集团）股份有限公司", "phone": "+86 21 5555 1234",
+                                        "email": "INFO@huaxin.cn"})
+    assert [w.text("en") for w in second["_warnings"]] == [
+        f'A customer named "上海华信科技有限公司" already exists ({first["code"]}, owner Sales2).',
+        "Another customer (上海华信科技有限公司) already uses the phone number +86 21 5555 1234.",
+        "Another customer (上海华信科技有限公司) already uses the e-mail address info@huaxin.cn."]
+    # an update that does not touch name, phone or e-mail says nothing
+    updated = sales1.update("customer", second["id"], {"remarks": "同一家？"}, second["version"])
+    assert "_warnings" not in updated
+    crm.runtime.set_setting("duplicate_name_policy", "refuse")
+    with pytest.raises(ValidationFailed) as caught:
+        sales1.create("customer", {"name": "上海 华信科技"})
+    assert caught.value.errors["name"][0].text("zh") == "已存在名为“上海华信科技有限公司”的客户，不允许客户重名。"
+    with pytest.raises(ValidationFailed):  # renaming into a duplicate is refused too
+        other = sales1.create("customer", {"name": "苏州华信"})
+        sales1.update("customer", other["id"], {"name": "上海华信科技有限公司"}, other["version"])
+    assert len(crm.find("customer", "name_key eq 上海华信科技")) == 2
+    # customers in the recycle bin do not count
+    crm.system.delete("customer", second["id"])
+    crm.system.delete("customer", first["id"])
+    assert crm.customer("上海华信科技有限公司", "sales1")["name_key"] == "上海华信科技"
+
+
+def test_converting_a_lead_of_an_existing_company_joins_it(crm: CRM) -> None:
+    existing = crm.customer("杭州宏达电气有限公司", "sales1")
+    lead = crm.system.create("lead", {"company": "杭州宏达电气股份有限公司", "contact_name": "钱伟", "status": "qualified",
+                                      "owner": crm.id("sales1")})
+    outcome = crm.as_("sales1").run_action("lead", lead["id"], "convert", {"create_opportunity": False})
+    assert [w.text("en") for w in outcome["warnings"]] == [
+        'A customer named "杭州宏达电气有限公司" already exists; the lead was linked to it instead of creating a new one.']
+    assert crm.get("lead", lead["id"])["converted_customer"] == existing["id"]
+    assert len(crm.find("customer")) == 1
+
+
+def test_refresh_customer_keys_fills_what_bulk_inserts_left_empty(crm: CRM) -> None:
+    ids = crm.system.bulk_create("customer", [{"name": "成都天瑞软件有限公司", "phone": "028-8888 1234"}])
+    assert crm.get("customer", ids[0])["name_key"] is None
+    assert crm.system.run_job("refresh_customer_keys") == ["1 customer(s) updated"]
+    record = crm.get("customer", ids[0])
+    assert (record["mnemonic"], record["name_key"], record["phone_key"]) == ("CDTRRJYXGS", "成都天瑞软件", "02888881234")
+    assert crm.system.run_job("refresh_customer_keys") == ["0 customer(s) updated"]

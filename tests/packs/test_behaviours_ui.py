@@ -4,6 +4,7 @@ forms, views, home cards) and the JSON API (`POST /api/v1/{entity}/{id}/actions/
 from __future__ import annotations
 
 from collections.abc import Callable
+from html import unescape
 from typing import Any
 
 import httpx
@@ -108,3 +109,21 @@ def test_pool_buttons_bulk_claim_and_api(crm: CRM, web: Web, api: Api) -> None:
     assert body["message"] == "Customer 南京汇通物流 has been assigned to East1."
     released = ok(api("east1")("POST", f"/api/v1/customer/{mine['id']}/actions/to_pool", {"reason": "released"}))
     assert released["message"] == "Customer 南京汇通物流 has been released to the pool."
+
+
+# -- 5. duplicate check -----------------------------------------------------------------------------------
+
+def test_duplicate_warning_and_refusal_on_screens_and_api(crm: CRM, web: Web, api: Api) -> None:
+    crm.customer("深圳鼎盛电子有限公司", "sales2")
+    client = web("sales1")
+    token = form_token(client)
+    saved = client.post("/app/customer/new", data={"_csrf": token, "name": "深圳鼎盛电子股份有限公司"})
+    assert saved.status_code == 303
+    assert 'A customer named "深圳鼎盛电子有限公司" already exists' in unescape(client.get(saved.headers["location"]).text)
+    answer = api("sales1")("POST", "/api/v1/customer", {"name": "深圳 鼎盛电子"})
+    assert answer.status_code == 201 and "already exists" in answer.headers["X-CRM-Warnings"]
+    crm.runtime.set_setting("duplicate_name_policy", "refuse")
+    refused = client.post("/app/customer/new", data={"_csrf": token, "name": "深圳鼎盛电子（集团）"})
+    assert refused.status_code == 422 and "duplicate customer names are not allowed" in refused.text
+    refused = api("sales1")("POST", "/api/v1/customer", {"name": "深圳鼎盛电子集团"})
+    assert refused.status_code == 422 and "name" in refused.json()["fields"]
