@@ -411,3 +411,65 @@ def refresh_customer_keys(ctx: JobContext) -> None:
         customer = ctx.records.get("customer", customer_id)
         ctx.records.update("customer", customer_id, {}, customer["version"])
     ctx.report.append(f"{len(ids)} customer(s) updated")
+
+
+# -- 6. merge (合并) --------------------------------------------------------------------------------------
+
+# Customer fields a merge never copies from the duplicate: kept by hooks, or about this record's
+# own place in the pool and its history.
+NOT_MERGED = frozenset(("mnemonic", "name_key", "phone_key", "in_pool", "pool_reason", "pooled_at", "previous_owner",
+                        "assigned_at", "merged_into", "parent", "hot", "last_follow_up_at", "last_deal_at"))
+
+
+def empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+@action("customer", "merge")
+def merge(ctx: ActionContext) -> None:
+    """Merge a duplicate into this customer: every record that refers to the duplicate (whatever
+    entity, found through the registry) is moved here with an ordinary update, so each move is in
+    that record's history; empty fields are filled from the duplicate; its shares carry over; the
+    duplicate is marked merged_into and goes to the recycle bin. All in one transaction."""
+    survivor_id, duplicate_id = ctx.record["id"], ctx.inputs["duplicate"]
+    if duplicate_id == survivor_id:
+        ctx.reject(ctx.message("merge_same_customer"), field="duplicate")
+    try:
+        duplicate = as_user(ctx).get("customer", duplicate_id)
+    except NotFound:
+        ctx.reject(ctx.message("merge_duplicate_not_found"), field="duplicate")
+    if not may(ctx, "customer", "edit", duplicate):
+        ctx.reject(ctx.message("merge_needs_edit", name=duplicate["name"]), field="duplicate")
+    moved = 0
+    for ref in ctx.records.registry.referencing("customer"):
+        filters = [f"{ref.name} eq {duplicate_id}"]
+        if ref.entity == "customer":
+            filters.append(f"id ne {duplicate_id}")
+        while rows := ctx.records.query(ref.entity, ListQuery(filters=filters, sort=["id"], limit=200, count=False,
+                                                              titles=())).rows:
+            for row in rows:
+                # the survivor may have been a branch of the duplicate: it cannot be its own parent
+                target = None if (ref.entity == "customer" and row["id"] == survivor_id) else survivor_id
+                ctx.records.update(ref.entity, row["id"], {ref.name: target}, row["version"])
+                moved += 1
+    survivor = ctx.records.get("customer", survivor_id)
+    duplicate = ctx.records.get("customer", duplicate_id)
+    fill = {f.name: duplicate[f.name] for f in ctx.entity.user_fields
+            if not f.kind.derived and f.name not in NOT_MERGED
+            and empty(survivor.get(f.name)) and not empty(duplicate.get(f.name))}
+    if duplicate.get("hot"):
+        fill["hot"] = True
+    for name in ("last_follow_up_at", "last_deal_at"):
+        if duplicate.get(name) and (not survivor.get(name) or duplicate[name] > survivor[name]):
+            fill[name] = duplicate[name]
+    survivor = update_if_changed(ctx, "customer", survivor, fill)
+    shared = {s["user_id"]: s["access"] for s in ctx.records.shares("customer", survivor_id)}
+    wanted = {s["user_id"]: s["access"] for s in ctx.records.shares("customer", duplicate_id)}
+    if duplicate.get("owner") is not None:
+        wanted.setdefault(duplicate["owner"], "read")  # the duplicate's owner still sees the customer
+    for user_id, access in wanted.items():
+        if user_id != survivor.get("owner") and shared.get(user_id) != "edit" and shared.get(user_id) != access:
+            ctx.records.share("customer", survivor_id, user_id, access)
+    duplicate = ctx.records.update("customer", duplicate_id, {"merged_into": survivor_id}, duplicate["version"])
+    ctx.records.delete("customer", duplicate_id)
+    ctx.done(ctx.message("merge_done", duplicate=duplicate["name"], name=survivor["name"], count=moved))

@@ -364,3 +364,84 @@ def test_refresh_customer_keys_fills_what_bulk_inserts_left_empty(crm: CRM) -> N
     record = crm.get("customer", ids[0])
     assert (record["mnemonic"], record["name_key"], record["phone_key"]) == ("CDTRRJYXGS", "成都天瑞软件", "02888881234")
     assert crm.system.run_job("refresh_customer_keys") == ["0 customer(s) updated"]
+
+
+# -- 6. merge ---------------------------------------------------------------------------------------------
+
+def a_product(crm: CRM) -> int:
+    return int(crm.system.create("product", {"code": "P-001", "name": "PLC 控制器", "standard_price": "1000"})["id"])
+
+
+def everything_around(crm: CRM, customer: int, owner: str) -> dict[str, int]:
+    """One record of each kind that refers to a customer."""
+    rec, me = crm.system, crm.id(owner)
+    contact = rec.create("contact", {"customer": customer, "name": "赵敏", "owner": me})["id"]
+    opportunity = rec.create("opportunity", {"customer": customer, "name": "扩产项目", "owner": me})["id"]
+    quote = rec.create("quote", {"customer": customer, "subject": "报价", "owner": me})["id"]
+    rec.create("quote_line", {"quote": quote, "product": a_product(crm), "quantity": 2, "unit_price": "1000"})
+    return {
+        "contact": contact, "opportunity": opportunity, "quote": quote,
+        "follow_up": rec.create("follow_up", {"customer": customer, "subject": "回访", "owner": me,
+                                              "followed_up_at": "2024-05-01 10:00"})["id"],
+        "activity": rec.create("activity", {"customer": customer, "subject": "拜访", "activity_type": "visit",
+                                            "planned_start": "2024-05-02 10:00", "owner": me})["id"],
+        "order": rec.create("order", {"customer": customer, "owner": me})["id"],
+        "service_request": rec.create("service_request", {"customer": customer, "subject": "维修", "service_type": "repair",
+                                                          "owner": me})["id"],
+        "customer": rec.create("customer", {"name": "华信南京分公司", "parent": customer, "owner": me})["id"],
+        "lead": rec.create("lead", {"company": "华信", "converted_customer": customer, "status": "converted",
+                                    "owner": me})["id"],
+    }
+
+
+def test_merge_moves_everything_keeps_history_and_bins_the_duplicate(crm: CRM) -> None:
+    sales1 = crm.as_("sales1")
+    survivor = sales1.create("customer", {"name": "上海华信科技有限公司", "industry": "electronics"})
+    duplicate = sales1.create("customer", {"name": "上海华信科技", "phone": "021-5555-1234", "website": "huaxin.cn",
+                                           "industry": "machinery", "hot": True})
+    related = everything_around(crm, duplicate["id"], "sales1")
+    crm.as_("sales1").share("customer", duplicate["id"], crm.id("sales2"), "edit")
+    outcome = sales1.run_action("customer", survivor["id"], "merge", {"duplicate": duplicate["id"]})
+    assert outcome["message"].text("en") == ("上海华信科技 was merged into 上海华信科技有限公司: 9 related record(s) moved; "
+                                            "the duplicate is in the recycle bin.")
+    references = {"contact": "customer", "opportunity": "customer", "quote": "customer", "follow_up": "customer",
+                  "activity": "customer", "order": "customer", "service_request": "customer", "customer": "parent",
+                  "lead": "converted_customer"}
+    for entity, record_id in related.items():
+        record = crm.get(entity, record_id)
+        assert record[references[entity]] == survivor["id"], entity
+        moves = [h for h in crm.system.history(entity, record_id) if h["field"] == references[entity]
+                 and h["action"] == "update"]
+        assert moves and moves[0]["user_id"] == crm.id("sales1"), entity  # in the record's history, by the user
+    merged = crm.get("customer", survivor["id"])
+    assert (merged["phone"], merged["website"], merged["industry"], merged["hot"]) == \
+        ("021-5555-1234", "https://huaxin.cn", "electronics", True)  # empty fields filled, others kept
+    assert str(merged["last_follow_up_at"]) == "2024-05-01 10:00:00"
+    binned = crm.system.get("customer", duplicate["id"], include_deleted=True)
+    assert binned["deleted_at"] is not None and binned["merged_into"] == survivor["id"]
+    assert [s["user_id"] for s in crm.system.shares("customer", survivor["id"])] == [crm.id("sales2")]
+    assert crm.as_("sales2").get("customer", survivor["id"])["id"] == survivor["id"]  # the share came along
+    with pytest.raises(ValidationFailed) as caught:  # a customer cannot swallow itself
+        sales1.run_action("customer", survivor["id"], "merge", {"duplicate": survivor["id"]})
+    assert "duplicate" in caught.value.errors
+
+
+def test_merge_needs_edit_on_both(crm: CRM) -> None:
+    mine = crm.customer("我的客户", "sales1")
+    theirs = crm.customer("sales2 的客户", "sales2")
+    read_only = crm.customer("只读共享的客户", "sales2")
+    crm.as_("sales2").share("customer", read_only["id"], crm.id("sales1"), "read")
+    with pytest.raises(ValidationFailed) as caught:  # cannot even see it
+        crm.as_("sales1").run_action("customer", mine["id"], "merge", {"duplicate": theirs["id"]})
+    assert caught.value.errors["duplicate"][0].text("en") == "You cannot merge this customer."
+    with pytest.raises(ValidationFailed) as caught:
+        crm.as_("sales1").run_action("customer", mine["id"], "merge", {"duplicate": read_only["id"]})
+    assert caught.value.errors["duplicate"][0].text("en") == "You need edit rights on 只读共享的客户 to merge it."
+    with pytest.raises(Forbidden):  # edit on the survivor too
+        crm.as_("sales1").run_action("customer", read_only["id"], "merge", {"duplicate": mine["id"]})
+    with pytest.raises(Forbidden):  # marketing reads customers but edits none
+        crm.as_("marketing1").run_action("customer", mine["id"], "merge", {"duplicate": theirs["id"]})
+    team = crm.customer("east1 的客户", "east1")
+    crm.as_("manager").run_action("customer", mine["id"], "merge", {"duplicate": team["id"]})  # the manager's team
+    assert crm.system.get("customer", team["id"], include_deleted=True)["merged_into"] == mine["id"]
+    assert crm.get("customer", theirs["id"])["deleted_at"] is None and crm.get("customer", read_only["id"])

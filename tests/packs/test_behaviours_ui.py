@@ -127,3 +127,26 @@ def test_duplicate_warning_and_refusal_on_screens_and_api(crm: CRM, web: Web, ap
     assert refused.status_code == 422 and "duplicate customer names are not allowed" in refused.text
     refused = api("sales1")("POST", "/api/v1/customer", {"name": "深圳鼎盛电子集团"})
     assert refused.status_code == 422 and "name" in refused.json()["fields"]
+
+
+# -- 6. merge ---------------------------------------------------------------------------------------------
+
+def test_merge_form_and_api(crm: CRM, web: Web, api: Api) -> None:
+    survivor = crm.customer("青岛金桥机械有限公司", "sales1")
+    duplicate = crm.customer("青岛金桥机械", "sales1", phone="0532-8888 1234")
+    contact = crm.system.create("contact", {"customer": duplicate["id"], "name": "孙丽", "owner": crm.id("sales1")})
+    client = web("sales1")
+    form = client.get(f"/app/customer/{survivor['id']}/action/merge")
+    assert form.status_code == 200 and 'name="duplicate"' in form.text
+    done = client.post(f"/app/customer/{survivor['id']}/action/merge",
+                       data={"_csrf": form_token(client), "_go": "1", "duplicate": str(duplicate["id"])})
+    assert done.status_code == 303
+    assert crm.get("contact", contact["id"])["customer"] == survivor["id"]
+    assert f'data-test="restore-{duplicate["id"]}"' in web("manager").get("/app/customer/trash").text
+    again = crm.customer("青岛金桥", "sales1")
+    assert api("marketing1")("POST", f"/api/v1/customer/{survivor['id']}/actions/merge",
+                             {"duplicate": again["id"]}).status_code == 403
+    body = ok(api("sales1")("POST", f"/api/v1/customer/{survivor['id']}/actions/merge", {"duplicate": again["id"]}))
+    assert body["message"].startswith("青岛金桥 was merged into 青岛金桥机械有限公司")
+    missing = api("sales1")("POST", f"/api/v1/customer/{survivor['id']}/actions/merge", {})
+    assert missing.status_code == 422 and "duplicate" in missing.json()["fields"]
