@@ -622,6 +622,10 @@ class _Generator:
             due = self.at(0, 10 + 2 * self.due_today[username], 0)
             self.activity(batch, ref, contact, None, "call", due, "电话回访，确认需求", "planned", owner)
             upcoming: datetime | None = due
+            if contact is not None and self.due_today[username] == 0:  # and a birthday this week
+                buyer = batch.rows["contact"][contact.index]
+                buyer["birthday"] = self.today.replace(year=1980)  # a leap year: 29 February exists
+                buyer["next_birthday"] = self.derived("next_birthday", buyer["birthday"], self.today)
         else:
             upcoming = self.at(rnd.randint(-10, 30)) if owner else None
         self.follow_ups(batch, ref, contact, customer, upcoming, worker, since)
@@ -649,7 +653,7 @@ class _Generator:
             title, dept, role, influence = rnd.choice(TITLES[:4] if n == 0 else TITLES)
             name, gender, pinyin = self.person()
             mobile = self.mobile()
-            ref = batch.add("contact", {
+            row: Row = {
                 "customer": customer, "name": name, "gender": self.option("contact", "gender", gender),
                 "title": title, "department": dept, "decision_role": self.option("contact", "decision_role", role),
                 "influence": self.option("contact", "influence", influence),
@@ -658,8 +662,9 @@ class _Generator:
                 "im_account": mobile if rnd.random() < 0.5 else None,  # WeChat ID = mobile number, as usual
                 "birthday": date(rnd.randint(1965, 1998), rnd.randint(1, 12), rnd.randint(1, 28)) if rnd.random() < 0.3 else None,
                 "owner": owner,
-            })
-            made.append((ref, name))
+            }
+            row["next_birthday"] = self.derived("next_birthday", row["birthday"], self.today)
+            made.append((batch.add("contact", row), name))
         return made
 
     def lines(self, products: Sequence[str]) -> tuple[list[Row], Decimal]:

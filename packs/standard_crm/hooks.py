@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date, datetime, time
 from typing import Any
 
 from pypinyin import Style, lazy_pinyin
@@ -80,6 +81,21 @@ def phone_key(phone: str | None) -> str | None:
     if international and digits and not digits.startswith(("0", "1")):
         digits = "0" + digits  # a landline's area code gets its trunk prefix back
     return digits[:40] or None
+
+
+def next_birthday(birthday: date | None, today: date) -> date | None:
+    """The next day, today included, on which `birthday` comes round (29 February: the 28th in
+    other years)."""
+    if birthday is None:
+        return None
+    for year in (today.year, today.year + 1):
+        try:
+            day = birthday.replace(year=year)
+        except ValueError:
+            day = date(year, 2, 28)
+        if day >= today:
+            return day
+    return None  # not reached: next year's day is always after today
 
 
 # -- 1. customer mnemonic -------------------------------------------------------------------------------
@@ -473,3 +489,52 @@ def merge(ctx: ActionContext) -> None:
     duplicate = ctx.records.update("customer", duplicate_id, {"merged_into": survivor_id}, duplicate["version"])
     ctx.records.delete("customer", duplicate_id)
     ctx.done(ctx.message("merge_done", duplicate=duplicate["name"], name=survivor["name"], count=moved))
+
+
+# -- 7. lists and reminders -------------------------------------------------------------------------------
+
+
+@hook("contact", "before_save")
+def keep_next_birthday(ctx: HookContext) -> None:
+    """next_birthday is the birthday's next occurrence, for the "birthdays this week" lists and
+    home card; the daily job roll_birthdays moves past ones on by a year."""
+    today = ctx.records.runtime.now().date()
+    current = ctx.record.get("next_birthday")
+    if ctx.changed("birthday") or current is None or current < today:
+        ctx.record["next_birthday"] = next_birthday(ctx.record.get("birthday"), today)
+
+
+@job("roll_birthdays")
+def roll_birthdays(ctx: JobContext) -> None:
+    """Contacts whose birthday has passed get next year's date (daily)."""
+    ids = sorted(set(ids_of(ctx, "contact", ["next_birthday lt today"]))
+                 | set(ids_of(ctx, "contact", ["birthday is_not_empty", "next_birthday is_empty"])))
+    for contact_id in ids:
+        contact = ctx.records.get("contact", contact_id)
+        ctx.records.update("contact", contact_id, {}, contact["version"])  # the hook recomputes it
+    ctx.report.append(f"{len(ids)} contact(s) updated")
+
+
+@job("remind_stale_customers")
+def remind_stale_customers(ctx: JobContext) -> None:
+    """Customers not followed up for followup_stale_days days go on today's follow-up list (daily).
+
+    Only customers with an owner, outside the pool and with no next follow-up planned; their next
+    follow-up time becomes today 09:00, so they show on the owner's home page ("Customers to follow
+    up today") and, if nobody acts, in "Follow-up overdue". 0 days switches the job off."""
+    days = int(ctx.setting("followup_stale_days") or 0)
+    if days <= 0:
+        ctx.report.append("followup_stale_days is 0: no reminders")
+        return
+    before = f"lt last_n_days:{days}"
+    base = ["in_pool eq false", "owner is_not_empty", "next_follow_up_at is_empty"]
+    stale: set[int] = set()
+    for conditions in ([f"last_follow_up_at {before}", f"assigned_at {before}"],
+                       [f"last_follow_up_at {before}", "assigned_at is_empty"],
+                       ["last_follow_up_at is_empty", f"assigned_at {before}"]):
+        stale |= set(ids_of(ctx, "customer", [*base, *conditions]))
+    due = datetime.combine(ctx.records.runtime.now().date(), time(9, 0))
+    for customer_id in sorted(stale):
+        customer = ctx.records.get("customer", customer_id)
+        ctx.records.update("customer", customer_id, {"next_follow_up_at": due}, customer["version"])
+    ctx.report.append(f"{len(stale)} customer(s) put on today's follow-up list")

@@ -4,7 +4,7 @@ birthdays, quote approval and orders, sharing and transfer, and who may do what.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -445,3 +445,115 @@ def test_merge_needs_edit_on_both(crm: CRM) -> None:
     crm.as_("manager").run_action("customer", mine["id"], "merge", {"duplicate": team["id"]})  # the manager's team
     assert crm.system.get("customer", team["id"], include_deleted=True)["merged_into"] == mine["id"]
     assert crm.get("customer", theirs["id"])["deleted_at"] is None and crm.get("customer", read_only["id"])
+
+
+# -- 7. lists, birthdays and reminders -------------------------------------------------------------------
+
+def view(crm: CRM, actor: str, entity: str, key: str) -> list[str]:
+    """The titles a named view shows `actor`."""
+    e = crm.runtime.registry.entity(entity)
+    spec = next(v for v in e.list.views if v.key == key)
+    rows = crm.as_(actor).query(entity, ListQuery(filters=list(spec.filter), sort=list(spec.sort), limit=500)).rows
+    return [str(r[e.title]) for r in rows]
+
+
+def test_customer_views_shared_team_newly_assigned_and_not_followed_up(crm: CRM) -> None:
+    for name in ("sales1", "east1", "sales2", "manager"):
+        crm.customer(f"{name} 的客户", name)
+    shared = crm.customer("共享来的客户", "sales2")
+    crm.as_("sales2").share("customer", shared["id"], crm.id("sales1"), "read")
+    assert view(crm, "sales1", "customer", "shared") == ["共享来的客户"]
+    assert sorted(view(crm, "manager", "customer", "team")) == ["east1 的客户", "manager 的客户", "sales1 的客户"]
+    assert sorted(view(crm, "sales1", "customer", "all")) == ["sales1 的客户", "共享来的客户"]
+    # newly assigned: got in the last 7 days (created, claimed, assigned)
+    old = crm.customer("早就分配的", "sales1")
+    backdate(crm, "customer", old["id"], assigned_at=crm.runtime.now() - timedelta(days=8))
+    assert "早就分配的" not in view(crm, "sales1", "customer", "newly_assigned")
+    assert "sales1 的客户" in view(crm, "sales1", "customer", "newly_assigned")
+    # not followed up for N days
+    now = crm.runtime.now()
+    for days in (3, 10, 20, 40, 70):
+        customer = crm.customer(f"{days} 天前跟进", "sales1")
+        crm.system.create("follow_up", {"customer": customer["id"], "subject": "x",
+                                        "followed_up_at": now - timedelta(days=days)})
+    assert view(crm, "sales1", "customer", "not_followed_up_7") == \
+        ["70 天前跟进", "40 天前跟进", "20 天前跟进", "10 天前跟进"]
+    assert view(crm, "sales1", "customer", "not_followed_up_15") == ["70 天前跟进", "40 天前跟进", "20 天前跟进"]
+    assert view(crm, "sales1", "customer", "not_followed_up_30") == ["70 天前跟进", "40 天前跟进"]
+    assert view(crm, "sales1", "customer", "not_followed_up_60") == ["70 天前跟进"]
+    assert crm.runtime.registry.entity("customer").list.highlight == "hot"
+
+
+@pytest.mark.parametrize(("birthday", "today", "expected"), [
+    ("1980-05-20", "2025-05-19", "2025-05-20"),
+    ("1980-05-20", "2025-05-20", "2025-05-20"),
+    ("1980-05-20", "2025-05-21", "2026-05-20"),
+    ("1980-02-29", "2025-01-10", "2025-02-28"),
+    ("1980-02-29", "2028-01-10", "2028-02-29"),
+    ("1980-12-31", "2025-12-31", "2025-12-31"),
+])
+def test_next_birthday(birthday: str, today: str, expected: str) -> None:
+    assert str(hooks_module().next_birthday(date.fromisoformat(birthday), date.fromisoformat(today))) == expected
+
+
+def test_birthdays_this_week_and_the_daily_roll(crm: CRM) -> None:
+    today = crm.runtime.now().date()
+    customer = crm.customer("生日客户", "sales1")
+    sales1 = crm.as_("sales1")
+    soon = sales1.create("contact", {"customer": customer["id"], "name": "今天生日",
+                                     "birthday": today.replace(year=1980)})  # a leap year: any day exists
+    assert soon["next_birthday"] == today
+    later = sales1.create("contact", {"customer": customer["id"], "name": "十天后生日",
+                                      "birthday": (today + timedelta(days=10)).replace(year=1984)})
+    assert later["next_birthday"] == today + timedelta(days=10)
+    crm.system.create("contact", {"customer": customer["id"], "name": "别人的联系人", "birthday": today.replace(year=1980),
+                                  "owner": crm.id("sales2")})
+    assert view(crm, "sales1", "contact", "birthdays_this_week") == ["今天生日"]
+    assert view(crm, "sales1", "contact", "birthdays_next_30_days") == ["今天生日", "十天后生日"]
+    # a day later, the birthday has passed: the job moves it to next year
+    backdate(crm, "contact", soon["id"], next_birthday=today - timedelta(days=1))
+    assert crm.system.run_job("roll_birthdays") == ["1 contact(s) updated"]
+    assert crm.get("contact", soon["id"])["next_birthday"] == \
+        hooks_module().next_birthday(crm.get("contact", soon["id"])["birthday"], today)
+    bulk = crm.system.bulk_create("contact", [{"customer": customer["id"], "name": "导入的", "birthday": "1990-01-01"}])
+    assert crm.system.run_job("roll_birthdays") == ["1 contact(s) updated"]
+    assert crm.get("contact", bulk[0])["next_birthday"] is not None
+    assert crm.system.run_job("roll_birthdays") == ["0 contact(s) updated"]
+
+
+def test_stale_customers_are_put_on_todays_follow_up_list(crm: CRM) -> None:
+    now = crm.runtime.now()
+    stale = crm.customer("10 天没跟进", "sales1")
+    crm.system.create("follow_up", {"customer": stale["id"], "subject": "x", "followed_up_at": now - timedelta(days=10)})
+    backdate(crm, "customer", stale["id"], assigned_at=now - timedelta(days=30))
+    planned = crm.customer("已安排跟进", "sales1", next_follow_up_at=now + timedelta(days=2))
+    backdate(crm, "customer", planned["id"], assigned_at=now - timedelta(days=30))
+    recent = crm.customer("昨天跟进", "sales1")
+    crm.system.create("follow_up", {"customer": recent["id"], "subject": "x", "followed_up_at": now - timedelta(days=1)})
+    assert crm.system.run_job("remind_stale_customers") == ["1 customer(s) put on today's follow-up list"]
+    assert view(crm, "sales1", "customer", "follow_up_today") == ["10 天没跟进"]
+    assert crm.system.run_job("remind_stale_customers") == ["0 customer(s) put on today's follow-up list"]
+    crm.runtime.set_setting("followup_stale_days", 0)
+    assert crm.system.run_job("remind_stale_customers") == ["followup_stale_days is 0: no reminders"]
+
+
+def test_demo_data_fills_what_the_hooks_keep(db_url: str) -> None:
+    """Bulk inserts run no hooks: the demo fills the keys, dates and birthdays the same way."""
+    from engine.demo import generate
+    from tests.conftest import make_runtime
+
+    runtime = make_runtime(db_url, STANDARD)
+    try:
+        generate(runtime, customers=20, seed=5)
+        helpers, rec = hooks_module(), runtime.records()
+        customers = rec.query("customer", ListQuery(limit=500)).rows
+        assert all(c["name_key"] == helpers.name_key(c["name"]) for c in customers)
+        assert all(c["phone_key"] == helpers.phone_key(c["phone"]) for c in customers)
+        assert all((c["assigned_at"] is None) == c["in_pool"] for c in customers)
+        today = runtime.now().date()
+        contacts = rec.query("contact", ListQuery(filters=["birthday is_not_empty"], limit=500)).rows
+        assert contacts and all(c["next_birthday"] == helpers.next_birthday(c["birthday"], today) for c in contacts)
+        assert rec.query("contact", ListQuery(filters=["next_birthday eq today"])).total
+        assert rec.run_job("refresh_customer_keys") == ["0 customer(s) updated"]
+    finally:
+        runtime.engine.dispose()

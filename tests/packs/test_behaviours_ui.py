@@ -150,3 +150,25 @@ def test_merge_form_and_api(crm: CRM, web: Web, api: Api) -> None:
     assert body["message"].startswith("青岛金桥 was merged into 青岛金桥机械有限公司")
     missing = api("sales1")("POST", f"/api/v1/customer/{survivor['id']}/actions/merge", {})
     assert missing.status_code == 422 and "duplicate" in missing.json()["fields"]
+
+
+# -- 7. lists, birthdays and reminders -------------------------------------------------------------------
+
+def test_home_cards_views_and_highlighted_hot_customers(crm: CRM, web: Web, api: Api) -> None:
+    today = crm.runtime.now().date()
+    mine = crm.customer("常州凯达电子", "sales1", hot=True)
+    crm.system.create("contact", {"customer": mine["id"], "name": "生日的王总", "birthday": today.replace(year=1980),
+                                  "owner": crm.id("sales1")})
+    shared = crm.customer("天津正源化工", "sales2")
+    crm.as_("sales2").share("customer", shared["id"], crm.id("sales1"), "read")
+    client = web("sales1")
+    home = client.get("/").text
+    assert "My contacts&#39; birthdays this week" in home or "My contacts' birthdays this week" in home
+    assert "生日的王总" in home
+    assert "Customers newly assigned to me" in home and "常州凯达电子" in home
+    listed = client.get("/app/customer?view=shared").text
+    assert "天津正源化工" in listed and "常州凯达电子" not in listed
+    assert 'class="highlight"' in client.get("/app/customer").text  # hot customers stand out
+    crm.customer("east1 的客户", "east1")
+    team = ok(api("manager")("GET", "/api/v1/customer?view=team&sort=name"))
+    assert [r["name"] for r in team["data"]] == ["east1 的客户", "常州凯达电子"]  # not sales2's
