@@ -538,3 +538,166 @@ def remind_stale_customers(ctx: JobContext) -> None:
         customer = ctx.records.get("customer", customer_id)
         ctx.records.update("customer", customer_id, {"next_follow_up_at": due}, customer["version"])
     ctx.report.append(f"{len(stale)} customer(s) put on today's follow-up list")
+
+
+# -- 8. quote approval and orders --------------------------------------------------------------------------
+
+QUOTE_OPEN = ("draft", "rejected")  # statuses in which a quote's content may change
+QUOTE_FREE_FIELDS = frozenset(("status", "remarks"))  # what may change on a submitted or approved quote
+MANAGER_SCOPES = ("department", "subtree", "all")  # an approver's edit scope on quotes
+
+
+@hook("quote", "before_validate")
+def quote_approval_rules(ctx: HookContext) -> None:
+    """Approvals go through the Approve / Reject actions; a quote that is submitted, approved, sent
+    or accepted cannot change (except its status and remarks) until it goes back to draft; a quote
+    needs lines to be submitted. Writes of the pack's own actions and hooks are trusted."""
+    record, old = ctx.record, ctx.old
+    if ctx.changed("status") and record.get("status") == "submitted" and not quote_has_lines(ctx, record.get("id")):
+        ctx.reject(ctx.message("quote_no_lines"), field="status")
+    if ctx.actor.is_system or old is None:
+        return
+    status, before = record.get("status"), old.get("status")
+    if status != before and (status == "approved" or (status == "rejected" and before == "submitted")):
+        ctx.reject(ctx.message("quote_use_approval_action"), field="status")
+    if before not in QUOTE_OPEN:
+        changed = [f for f in ctx.entity.user_fields if f.name not in QUOTE_FREE_FIELDS and not f.kind.derived
+                   and ctx.changed(f.name)]
+        if changed:
+            ctx.reject(not_editable(ctx, old))
+
+
+@hook("quote_line", "before_validate", "before_delete")
+def quote_lines_follow_their_quote(ctx: HookContext) -> None:
+    """Lines of a quote that is not a draft (or rejected) cannot be added, changed or removed."""
+    if ctx.actor.is_system:
+        return
+    for quote_id in {q for q in (ctx.record.get("quote"), (ctx.old or {}).get("quote")) if q}:
+        try:
+            quote = ctx.records.get("quote", quote_id)
+        except NotFound:
+            continue
+        if quote.get("status") not in QUOTE_OPEN:
+            ctx.reject(not_editable(ctx, quote))
+
+
+def quote_has_lines(ctx: Any, quote_id: int | None) -> bool:
+    if not quote_id:
+        return False
+    return bool(ctx.records.query("quote_line", ListQuery(filters=[f"quote eq {quote_id}"], limit=1, count=False,
+                                                          titles=())).rows)
+
+
+def not_editable(ctx: Any, quote: dict[str, Any]) -> dict[str, str]:
+    """quote_not_editable with the status's label in each language."""
+    registry = ctx.records.registry
+    stage = next((s for s in registry.entity("quote").field("status").stages if s.key == quote.get("status")), None)
+    return {lang: registry.message("quote_not_editable", lang, code=quote.get("code") or "",
+                                   status=stage.label[lang] if stage else quote.get("status"))
+            for lang in ("en", "zh")}
+
+
+def may_approve(ctx: ActionContext) -> None:
+    access = ctx.records.runtime.access
+    if access.scope(ctx.actor, ctx.entity, "edit") not in MANAGER_SCOPES or ctx.record.get("owner") == ctx.actor.user_id:
+        ctx.reject(ctx.message("quote_approval_needs_manager"))
+
+
+@action("quote", "submit")
+def submit_quote(ctx: ActionContext) -> None:
+    quote = ctx.record
+    ctx.records.update("quote", quote["id"], {"status": "submitted", "approval_comment": None, "approved_by": None,
+                                              "approved_at": None}, quote["version"])
+    ctx.done(ctx.message("quote_submitted", code=quote["code"]))
+
+
+@action("quote", "approve")
+def approve_quote(ctx: ActionContext) -> None:
+    decide_quote(ctx, "approved", "quote_approved")
+
+
+@action("quote", "reject")
+def reject_quote(ctx: ActionContext) -> None:
+    decide_quote(ctx, "rejected", "quote_rejected")
+
+
+def decide_quote(ctx: ActionContext, status: str, message: str) -> None:
+    """A sales manager's decision, with the comment kept on the quote (and so in its history)."""
+    may_approve(ctx)
+    quote = ctx.record
+    ctx.records.update("quote", quote["id"], {
+        "status": status, "approval_comment": ctx.inputs.get("comment"), "approved_by": ctx.actor.user_id,
+        "approved_at": ctx.records.runtime.now()}, quote["version"])
+    ctx.done(ctx.message(message, code=quote["code"]))
+
+
+@action("quote", "send")
+def send_quote(ctx: ActionContext) -> None:
+    quote = ctx.record
+    valid_until = ctx.inputs.get("valid_until") or quote.get("valid_until")
+    if valid_until is None:
+        ctx.reject(ctx.message("quote_valid_until_required"), field="valid_until")
+    ctx.records.update("quote", quote["id"], {"status": "sent", "valid_until": valid_until}, quote["version"])
+    ctx.done(ctx.message("quote_sent", code=quote["code"]))
+
+
+@action("quote", "accept")
+def accept_quote(ctx: ActionContext) -> None:
+    quote = ctx.record
+    ctx.records.update("quote", quote["id"], {"status": "accepted"}, quote["version"])
+    ctx.done(ctx.message("quote_accepted", code=quote["code"]))
+
+
+@action("quote", "create_order")
+def create_order(ctx: ActionContext) -> None:
+    """An accepted quote becomes a sales order with the same customer, terms and lines, in one
+    transaction; a quote gives one order only (an order already made from it, even in the
+    recycle bin, refuses a second one)."""
+    quote = ctx.record
+    if not may(ctx, "order", "create", None):
+        ctx.reject(ctx.message("quote_order_not_allowed"))
+    for trash in (False, True):
+        existing = ctx.records.query("order", ListQuery(filters=[f"quote eq {quote['id']}"], trash=trash, limit=1,
+                                                        count=False, titles=())).rows
+        if existing:
+            ctx.reject(ctx.message("quote_order_exists", code=quote["code"], order=existing[0]["code"]))
+    order = ctx.records.create("order", {
+        "customer": quote["customer"], "contact": quote.get("contact"), "quote": quote["id"],
+        "payment_terms": quote.get("payment_terms"), "remarks": quote.get("remarks"), "owner": quote.get("owner")})
+    lines = ctx.records.query("quote_line", ListQuery(filters=[f"quote eq {quote['id']}"], sort=["id"], limit=500,
+                                                      titles=())).rows
+    for line in lines:
+        ctx.records.create("order_line", {
+            "order": order["id"], "product": line["product"], "description": line.get("description"),
+            "quantity": line["quantity"], "unit": line.get("unit"), "unit_price": line["unit_price"],
+            "discount_percent": line.get("discount_percent")})
+    discount = quote.get("discount_amount")
+    if discount:  # orders have no overall discount: the salesperson adjusts the order's lines
+        ctx.warn(ctx.message("quote_discount_not_copied", amount=str(discount)))
+    ctx.records.update("quote", quote["id"], {"created_order": order["id"]}, quote["version"])
+    ctx.done(ctx.message("quote_converted_to_order", code=quote["code"], order=order["code"]),
+             open=("order", order["id"]))
+
+
+@hook("order", "after_save")
+def order_makes_a_deal(ctx: HookContext) -> None:
+    """A new order makes its customer a transacting customer and sets its last deal time."""
+    if ctx.is_new:
+        record_deal(ctx, ctx.record["customer"], datetime.combine(ctx.record["order_date"], time(0, 0)))
+
+
+@hook("opportunity", "after_stage_change")
+def won_opportunity_makes_a_deal(ctx: HookContext) -> None:
+    if ctx.stage_field == "stage" and ctx.record.get("stage") == "won":
+        record_deal(ctx, ctx.record["customer"], ctx.records.runtime.now())
+
+
+def record_deal(ctx: HookContext, customer_id: int, at: datetime) -> None:
+    try:
+        customer = ctx.records.get("customer", customer_id)
+    except NotFound:
+        return
+    changes: dict[str, Any] = {"customer_type": "transacting"}
+    if customer.get("last_deal_at") is None or at > customer["last_deal_at"]:
+        changes["last_deal_at"] = at
+    update_if_changed(ctx, "customer", customer, changes)

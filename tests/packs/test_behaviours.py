@@ -557,3 +557,102 @@ def test_demo_data_fills_what_the_hooks_keep(db_url: str) -> None:
         assert rec.run_job("refresh_customer_keys") == ["0 customer(s) updated"]
     finally:
         runtime.engine.dispose()
+
+
+# -- 8. quote approval and orders ------------------------------------------------------------------------
+
+def quote_for(crm: CRM, owner: str, lines: int = 2) -> dict[str, Any]:
+    customer = crm.customer(f"{owner} 的报价客户", owner)
+    quote = crm.as_(owner).create("quote", {"customer": customer["id"], "subject": "PLC 升级", "payment_terms": "预付30%"})
+    product = crm.system.create("product", {"code": f"P-{quote['id']}", "name": "PLC 控制器", "standard_price": "1000"})
+    for n in range(lines):
+        crm.as_(owner).create("quote_line", {"quote": quote["id"], "product": product["id"], "quantity": n + 1,
+                                             "unit_price": "1000", "discount_percent": "10"})
+    return crm.as_(owner).get("quote", quote["id"])
+
+
+def test_quote_approval_then_order(crm: CRM) -> None:
+    sales1, manager = crm.as_("sales1"), crm.as_("manager")
+    empty = quote_for(crm, "sales1", lines=0)
+    with pytest.raises(ValidationFailed) as caught:
+        sales1.run_action("quote", empty["id"], "submit")
+    assert caught.value.errors["status"][0].text("en") == "Add at least one quote line before submitting the quote."
+    quote = quote_for(crm, "sales1")
+    assert str(quote["total"]) == "2700.00"
+    assert sales1.run_action("quote", quote["id"], "submit")["message"].text("en") == \
+        f"Quote {quote['code']} has been submitted for approval."
+    quote = sales1.get("quote", quote["id"])
+    # frozen while submitted: no edits, no new lines, no approving it oneself
+    with pytest.raises(ValidationFailed) as caught:
+        sales1.update("quote", quote["id"], {"subject": "改一下"}, quote["version"])
+    assert caught.value.errors[""][0].text("zh") == f"报价单 {quote['code']} 当前状态为待审批，不能再修改。"
+    with pytest.raises(ValidationFailed):
+        sales1.create("quote_line", {"quote": quote["id"], "product": crm.find("product")[0]["id"], "unit_price": "1"})
+    with pytest.raises(ValidationFailed) as caught:
+        sales1.update("quote", quote["id"], {"status": "approved"}, quote["version"])
+    assert "Approve / Reject" in caught.value.errors["status"][0].text("en")
+    with pytest.raises(ValidationFailed):  # the action does not apply to one's own quote
+        sales1.run_action("quote", quote["id"], "approve", {})
+    with pytest.raises(NotFound):  # another department's manager
+        crm.as_("boss2").run_action("quote", quote["id"], "approve", {})
+    with pytest.raises(ValidationFailed) as caught:  # rejecting needs a comment
+        manager.run_action("quote", quote["id"], "reject", {})
+    assert "comment" in caught.value.errors
+    manager.run_action("quote", quote["id"], "reject", {"comment": "折扣太大"})
+    rejected = sales1.get("quote", quote["id"])
+    assert (rejected["status"], rejected["approval_comment"], rejected["approved_by"]) == \
+        ("rejected", "折扣太大", crm.id("manager"))
+    # rejected: editable again, back to draft and submitted anew
+    edited = sales1.update("quote", quote["id"], {"discount_amount": "100", "status": "draft"}, rejected["version"])
+    sales1.run_action("quote", edited["id"], "submit")
+    outcome = manager.run_action("quote", quote["id"], "approve", {"comment": "同意"})
+    assert outcome["message"].text("en") == f"Quote {quote['code']} has been approved."
+    comments = [(h["new_value"], h["user_id"]) for h in crm.system.history("quote", quote["id"])
+                if h["field"] == "approval_comment"]
+    assert comments[:2] == [('"同意"', crm.id("manager")), (None, crm.id("sales1"))]  # the submit cleared the old one
+    assert ('"折扣太大"', crm.id("manager")) in comments
+    with pytest.raises(ValidationFailed) as caught:  # sending needs a validity date
+        sales1.run_action("quote", quote["id"], "send", {})
+    assert "valid_until" in caught.value.errors
+    sales1.run_action("quote", quote["id"], "send", {"valid_until": "2030-12-31"})
+    sales1.run_action("quote", quote["id"], "accept")
+    done = sales1.run_action("quote", quote["id"], "create_order")
+    order_id = done["open"][1]
+    order = crm.get("order", order_id)
+    assert done["message"].text("en") == f"Order {order['code']} created from quote {quote['code']}."
+    assert [w.text("en") for w in done["warnings"]] == [
+        "The quote's overall discount (100.00) is not an order line: adjust the order if needed."]
+    assert (order["customer"], order["quote"], order["owner"], order["payment_terms"], str(order["total"])) == \
+        (quote["customer"], quote["id"], crm.id("sales1"), "预付30%", "2700.00")
+    lines = crm.find("order_line", f"order eq {order_id}", sort=["id"])
+    assert [(str(line["quantity"]), str(line["line_amount"])) for line in lines] == \
+        [("1.0000", "900.00"), ("2.0000", "1800.00")]
+    assert crm.get("quote", quote["id"])["created_order"] == order_id
+    customer = crm.get("customer", quote["customer"])
+    assert customer["customer_type"] == "transacting" and customer["last_deal_at"] is not None
+    # one order per quote: the action no longer applies, and even without the link it is refused
+    with pytest.raises(ValidationFailed):
+        sales1.run_action("quote", quote["id"], "create_order")
+    backdate(crm, "quote", quote["id"], created_order=None)
+    with pytest.raises(ValidationFailed) as caught:
+        sales1.run_action("quote", quote["id"], "create_order")
+    assert caught.value.errors[""][0].text("en") == f"Quote {quote['code']} already has an order ({order['code']})."
+
+
+def test_who_may_approve(crm: CRM) -> None:
+    own = quote_for(crm, "manager")
+    crm.as_("manager").run_action("quote", own["id"], "submit")
+    with pytest.raises(ValidationFailed):  # nobody approves their own quote
+        crm.as_("manager").run_action("quote", own["id"], "approve", {})
+    crm.as_("admin").run_action("quote", own["id"], "approve", {})  # the administrator may
+    team = quote_for(crm, "east1")
+    crm.as_("east1").run_action("quote", team["id"], "submit")
+    crm.as_("manager").share("quote", team["id"], crm.id("sales1"), "edit")
+    with pytest.raises(ValidationFailed) as caught:  # an edit share does not make a salesperson an approver
+        crm.as_("sales1").run_action("quote", team["id"], "approve", {})
+    assert "Only a sales manager" in caught.value.errors[""][0].text("en")
+    crm.as_("manager").run_action("quote", team["id"], "approve", {})  # a sub-department's quote
+    assert crm.get("quote", team["id"])["status"] == "approved"
+    for name in ("service1", "marketing1", "sales2"):
+        with pytest.raises(NotFound):
+            crm.as_(name).run_action("quote", team["id"], "send", {"valid_until": "2030-01-01"})

@@ -172,3 +172,37 @@ def test_home_cards_views_and_highlighted_hot_customers(crm: CRM, web: Web, api:
     crm.customer("east1 的客户", "east1")
     team = ok(api("manager")("GET", "/api/v1/customer?view=team&sort=name"))
     assert [r["name"] for r in team["data"]] == ["east1 的客户", "常州凯达电子"]  # not sales2's
+
+
+# -- 8. quote approval and orders ------------------------------------------------------------------------
+
+def test_quote_approval_buttons_and_order_over_http(crm: CRM, web: Web, api: Api) -> None:
+    customer = crm.customer("厦门蓝海贸易", "sales1")
+    quote = crm.as_("sales1").create("quote", {"customer": customer["id"], "subject": "传感器"})
+    product = crm.system.create("product", {"code": "S-1", "name": "传感器", "standard_price": "300"})
+    crm.as_("sales1").create("quote_line", {"quote": quote["id"], "product": product["id"], "quantity": 3,
+                                            "unit_price": "300"})
+    sales1 = web("sales1")
+    assert 'data-test="action-submit"' in sales1.get(f"/app/quote/{quote['id']}").text
+    token = form_token(sales1)
+    assert sales1.post(f"/app/quote/{quote['id']}/action/submit", data={"_csrf": token, "_go": "1"}).status_code == 303
+    page = sales1.get(f"/app/quote/{quote['id']}").text
+    assert 'data-test="action-approve"' not in page and 'data-test="action-submit"' not in page
+    manager = web("manager")
+    page = manager.get(f"/app/quote/{quote['id']}").text
+    assert 'data-test="action-approve"' in page and 'data-test="action-reject"' in page
+    form = manager.get(f"/app/quote/{quote['id']}/action/reject")
+    assert 'name="comment"' in form.text
+    approved = ok(api("manager")("POST", f"/api/v1/quote/{quote['id']}/actions/approve", {"comment": "可以"}))
+    assert approved["message"].endswith("has been approved.")
+    body = ok(api("sales1")("GET", f"/api/v1/quote/{quote['id']}"))
+    assert body["status"] == "approved" and body["approval_comment"] == "可以"
+    assert body["approved_by"]["id"] == crm.id("manager")
+    assert api("sales1")("POST", f"/api/v1/quote/{quote['id']}/actions/approve", {}).status_code == 422
+    ok(api("sales1")("POST", f"/api/v1/quote/{quote['id']}/actions/send", {"valid_until": "2031-01-31"}))
+    ok(api("sales1")("POST", f"/api/v1/quote/{quote['id']}/actions/accept", {}))
+    made = sales1.post(f"/app/quote/{quote['id']}/action/create_order", data={"_csrf": token, "_go": "1"})
+    assert made.status_code == 303 and made.headers["location"].startswith("/app/order/")
+    assert "900.00" in sales1.get(made.headers["location"]).text
+    again = api("sales1")("POST", f"/api/v1/quote/{quote['id']}/actions/create_order", {})
+    assert again.status_code == 422
