@@ -267,11 +267,26 @@ def _merge_picklist(comp: Composition, doc: Document) -> None:
     for i, option in enumerate(_list(doc.data.get("options"))):
         if not isinstance(option, dict) or not isinstance(option.get("key"), str):
             continue
+        if option.get("extend") is True:  # change an existing option: its label or whether it is offered
+            at = next((j for j, (o, _) in enumerate(draft.options) if o.get("key") == option["key"]), None)
+            if at is None:
+                comp.errors.append(doc.error(("options", i, "key"), f"pick-list '{key}' has no option '{option['key']}' to change"))
+            else:
+                patch = {k: v for k, v in option.items() if k in ("label", "active")}
+                draft.options[at] = ({**draft.options[at][0], **patch}, draft.options[at][1])
+            continue
         if option.get("key") in seen:
             comp.errors.append(doc.error(("options", i, "key"), f"option '{option.get('key')}' is already in pick-list '{key}'"))
             continue
         seen.add(option.get("key"))
         draft.options.append((option, doc))
+    order = [k for k in _list(doc.data.get("order")) if isinstance(k, str)]
+    for j, name in enumerate(order):
+        if name not in seen:
+            comp.errors.append(doc.error(("order", j), f"pick-list '{key}' has no option '{name}'"))
+    if order:
+        rank = {name: j for j, name in enumerate(order)}
+        draft.options.sort(key=lambda pair: rank.get(str(pair[0].get("key")), len(rank)))
 
 
 def _merge_role(comp: Composition, doc: Document) -> None:

@@ -57,6 +57,8 @@ def save_customization(engine: Engine, kind: str, key: str, data: dict[str, Any]
 def revision(engine: Engine) -> tuple[int, int]:
     """A fingerprint of the layer (count and newest id of revisions): it changes with every save."""
     table = _table()
+    if not sa.inspect(engine).has_table(table.name):
+        return 0, 0
     with engine.connect() as conn:
         count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(table.c.id))).one()
     return int(count), int(newest or 0)
@@ -71,5 +73,8 @@ def reload(runtime: Any) -> Any:
     from engine.runtime.service import Runtime
 
     dirs = active_dirs([Path(p.path) for p in runtime.registry.packs if p.path], runtime.engine)
+    seen = revision(runtime.engine)
     registry = load_registry(dirs, load_overlay(runtime.engine))
-    return Runtime(registry, runtime.engine, timezone=runtime.timezone, files_dir=runtime.files_dir)
+    fresh = Runtime(registry, runtime.engine, timezone=runtime.timezone, files_dir=runtime.files_dir)
+    fresh.layer_revision = seen
+    return fresh

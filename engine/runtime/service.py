@@ -45,6 +45,9 @@ class Runtime:
                  files_dir: str = "files", hooks: HookRegistry | None = None) -> None:
         self.registry = registry
         self.engine = engine
+        # The customisation layer's revision the registry was built with ((0, 0): none), so that
+        # the web application can tell when another process changed the layer.
+        self.layer_revision: tuple[int, int] = (0, 0)
         self.timezone = timezone
         self.files_dir = files_dir
         self.metadata = build_metadata(registry)

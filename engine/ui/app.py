@@ -48,6 +48,8 @@ def routes() -> list[BaseRoute]:
         Route("/admin/audit", admin.audit_log, methods=get),
         Route("/admin/studio", studio.studio, methods=get),
         Route("/admin/studio/revisions/{revision_id:int}/revert", studio.revert, methods=post),
+        Route("/admin/studio/picklists", studio.picklists, methods=get),
+        Route("/admin/studio/picklists/{key}", studio.picklist_editor, methods=["GET", "POST"]),
         Route("/admin/studio/{entity}", studio.entity_studio, methods=["GET", "POST"]),
         Route("/admin/studio/{entity}/fields/{field}/deactivate", studio.deactivate_field, methods=post),
         Route("/admin/settings", studio.settings_form, methods=["GET", "POST"]),

@@ -63,12 +63,12 @@ class AppState:
         """The runtime for this request. An administrator's change in any worker process is seen
         here within RELOAD_SECONDS: the layer's revision is checked at most that often."""
         now = time.monotonic()
-        if self.revision is not None and now - self.checked_at < RELOAD_SECONDS:
+        if now - self.checked_at < RELOAD_SECONDS:
             return self.runtime
         with self.lock:
-            if self.revision is None or now - self.checked_at >= RELOAD_SECONDS:
+            if now - self.checked_at >= RELOAD_SECONDS:
                 revision = customization.revision(self.runtime.engine)
-                if self.revision is not None and revision != self.revision:
+                if revision != (self.revision or self.runtime.layer_revision):
                     self.runtime = customization.reload(self.runtime)
                 self.revision, self.checked_at = revision, now
         return self.runtime

@@ -229,3 +229,28 @@ def test_stage_extension_errors(tmp_path: Path) -> None:
     assert any(":10: fields.name.stages: 'name' is not a stage field" in e for e in errors)
     assert any(":11: fields.created_at: 'created_at' is a system field and cannot be changed" in e for e in errors)
     assert len(errors) == 4
+
+
+def test_picklist_extensions_rename_deactivate_and_reorder_options(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    (base / "picklists").mkdir(parents=True)
+    (base / "pack.yaml").write_text("name: base\nversion: 1.0.0\nlabel: {en: B, zh: B}\ndepends: []\n", encoding="utf-8")
+    (base / "picklists" / "grade.yaml").write_text(
+        "picklist: grade\nlabel: {en: Grade, zh: 等级}\noptions:\n"
+        "  - {key: a, label: {en: A, zh: 甲}}\n  - {key: b, label: {en: B, zh: 乙}}\n  - {key: c, label: {en: C, zh: 丙}}\n",
+        encoding="utf-8")
+    ext = tmp_path / "ext"
+    (ext / "picklists").mkdir(parents=True)
+    (ext / "pack.yaml").write_text("name: ext\nversion: 1.0.0\nlabel: {en: E, zh: E}\ndepends: [base]\n", encoding="utf-8")
+    (ext / "picklists" / "grade.yaml").write_text(
+        "extend: grade\noptions:\n  - {key: b, extend: true, label: {en: Bee, zh: 乙级}}\n"
+        "  - {key: c, extend: true, active: false}\n  - {key: d, label: {en: D, zh: 丁}}\norder: [d, b]\n",
+        encoding="utf-8")
+    grade = load_registry([base, ext]).picklists["grade"]
+    assert [o.key for o in grade.options] == ["d", "b", "a", "c"]
+    assert grade.option("b").label == {"en": "Bee", "zh": "乙级"}  # type: ignore[union-attr]
+    assert grade.option("c").active is False  # type: ignore[union-attr]
+    (ext / "picklists" / "grade.yaml").write_text(
+        "extend: grade\noptions:\n  - {key: z, extend: true, active: false}\norder: [y]\n", encoding="utf-8")
+    messages = [e.message for e in validate([base, ext])]
+    assert any("no option 'z' to change" in m for m in messages) and any("no option 'y'" in m for m in messages)

@@ -88,3 +88,29 @@ def test_roles_are_assigned_and_audited(client_for: Client, crm: Runtime, people
     user = load_user(crm, people["sales2"].id)
     assert user is not None and set(user.roles) == {"salesperson", "marketing"}
     assert "Roles changed" in admin.get("/admin/audit").text
+
+
+def test_picklist_editor_renames_deactivates_reorders_and_adds(client_for: Client, crm: Runtime,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web, "RELOAD_SECONDS", 0.0)
+    admin = client_for("admin")
+    page = admin.get("/admin/studio/picklists/value_grade")
+    assert page.status_code == 200 and "customer.value_grade" in page.text
+    token = csrf_of(admin, "/admin/studio/picklists/value_grade")
+    form = {"_csrf": token, "pos_a": "3", "pos_b": "1", "pos_c": "2",
+            "zh_a": "A - 战略客户", "en_a": "A - strategic", "zh_b": "B - 普通客户", "en_b": "B - regular account",
+            "zh_c": "C - 一般客户", "en_c": "C - small account", "active_a": "1", "active_b": "1",
+            "new_key": "d", "new_zh": "D - 潜力客户", "new_en": "D - promising"}
+    assert admin.post("/admin/studio/picklists/value_grade", data=form).status_code == 303
+    grade = crm.registry  # the old registry object is unchanged; look at a fresh one
+    from engine.runtime.customization import reload
+
+    options = reload(crm).registry.picklists["value_grade"].options
+    assert [o.key for o in options] == ["b", "c", "a", "d"]
+    assert options[2].label["zh"] == "A - 战略客户" and not options[1].active and options[3].active
+    assert grade.picklists["value_grade"].options[0].key == "a"
+    sales = client_for("sales1")
+    form_html = sales.get("/app/customer/new").text
+    assert "A - strategic" in form_html and "D - promising" in form_html and "C - small account" not in form_html
+    again = admin.post("/admin/studio/picklists/value_grade", data={**form, "new_key": "b", "new_zh": "x", "new_en": "x"})
+    assert again.status_code == 422

@@ -72,7 +72,7 @@ def apply(ctx: Ctx, changes: dict[tuple[str, str], dict[str, Any] | None], comme
         save_customization(ctx.runtime.engine, kind, key, data, user_id=ctx.user.id, comment=comment)
     fresh = reload(ctx.runtime)
     fresh.migrate()
-    ctx.state.runtime = fresh  # this process at once; others within a second (AppState.fresh_runtime)
+    ctx.state.runtime, ctx.state.revision = fresh, fresh.layer_revision  # others see it within a second
 
 
 # -- screens --------------------------------------------------------------------------------------
@@ -223,6 +223,86 @@ def revert(ctx: Ctx) -> Response:
           else f"undo revision {row['revision']}")
     ctx.flash(ctx.t("studio_applied"))
     return ctx.redirect("/admin/studio")
+
+
+# -- pick-lists (数据字典) --------------------------------------------------------------------------
+
+@page()
+def picklists(ctx: Ctx) -> Response:
+    require_admin(ctx)
+    custom = {str(d["data"].get("picklist") or d["data"].get("extend")) for d in load_overlay(ctx.runtime.engine)
+              if d["kind"] == "picklist"}
+    return ctx.render("studio_picklists.html", picklists=sorted(ctx.registry.picklists.values(), key=lambda p: p.key),
+                      custom=custom)
+
+
+def picklist_changes(ctx: Ctx, key: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The layer document an edit of pick-list `key` makes: labels, active flags, order, new options.
+
+    A pick-list the administrator created is rewritten whole; a pack's pick-list gets an
+    extension that changes options (`extend: true`), adds new ones and sets their order."""
+    assert ctx.form is not None
+    picklist = ctx.registry.picklists[key]
+    errors: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    for i, option in enumerate(picklist.options):
+        zh, en = ctx.param(f"zh_{option.key}"), ctx.param(f"en_{option.key}")
+        position = ctx.param(f"pos_{option.key}")
+        rows.append({"key": option.key, "label": {"en": en or option.label.get("en", option.key),
+                                                   "zh": zh or option.label.get("zh", option.key)},
+                     "active": f"active_{option.key}" in ctx.form,
+                     "pos": float(position) if re.fullmatch(r"-?\d+(\.\d+)?", position) else float(i + 1)})
+    new_key = re.sub(r"[^a-z0-9_]", "_", ctx.param("new_key").lower()).strip("_")
+    if new_key:
+        if any(r["key"] == new_key for r in rows):
+            errors["new_key"] = ctx.t("studio_option_exists")
+        elif not ctx.param("new_zh") or not ctx.param("new_en"):
+            errors["new_key"] = ctx.t("studio_labels_needed")
+        else:
+            rows.append({"key": new_key, "label": {"en": ctx.param("new_en"), "zh": ctx.param("new_zh")},
+                         "active": True, "pos": float(len(rows) + 1), "new": True})
+    rows.sort(key=lambda r: r["pos"])
+    existing = current(ctx.runtime, "picklist", key)
+    if existing is not None and existing.get("picklist") == key:  # created in the studio: rewrite it
+        doc = {**existing, "options": [{"key": r["key"], "label": r["label"], **({} if r["active"] else {"active": False})}
+                                       for r in rows]}
+    else:
+        # Compare with the pick-list as the packs alone define it (without this layer document):
+        # options the packs lack are new, the others are changed only where they differ.
+        originals = {o.key: o for o in candidate(ctx.runtime, {("picklist", key): None}).picklists[key].options}
+        options: list[dict[str, Any]] = []
+        for r in rows:
+            original = originals.get(r["key"])
+            if original is None:
+                options.append({"key": r["key"], "label": r["label"], **({} if r["active"] else {"active": False})})
+            elif dict(original.label) != r["label"] or original.active != r["active"]:
+                options.append({"key": r["key"], "extend": True, "label": r["label"], "active": r["active"]})
+        doc = {"extend": key, "options": options, "order": [r["key"] for r in rows]}
+    return doc, errors
+
+
+@page()
+def picklist_editor(ctx: Ctx) -> Response:
+    require_admin(ctx)
+    key = ctx.request.path_params["key"]
+    if key not in ctx.registry.picklists:
+        raise NotFound(unknown(key))
+    errors: dict[str, str] = {}
+    if ctx.form is not None:
+        doc, errors = picklist_changes(ctx, key)
+        if not errors:
+            try:
+                candidate(ctx.runtime, {("picklist", key): doc})
+            except MetadataError as exc:
+                errors[""] = "; ".join(str(e) for e in exc.errors)
+            else:
+                apply(ctx, {("picklist", key): doc}, f"edit pick-list {key}")
+                ctx.flash(ctx.t("studio_applied"))
+                return ctx.redirect(f"/admin/studio/picklists/{key}")
+    used_by = [f for e in ctx.registry.entities.values() for f in e.fields.values()
+               if f.picklist is not None and f.picklist.key == key]
+    return ctx.render("studio_picklist.html", status=422 if errors else 200, picklist=ctx.registry.picklists[key],
+                      errors=errors, used_by=used_by)
 
 
 @page()
