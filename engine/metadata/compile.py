@@ -38,7 +38,8 @@ SYSTEM_LABELS = {
     "version": {"en": "Version", "zh": "版本"},
     "deleted_at": {"en": "Deleted at", "zh": "删除时间"},
 }
-COMMON_KEYS = {"type", "label", "help", "required", "default", "unique", "index", "read_only", "active", "_name", "_system"}
+COMMON_KEYS = {"type", "label", "help", "required", "default", "unique", "index", "read_only", "active", "internal",
+               "_name", "_system"}
 
 
 def compile_registry(comp: Composition) -> Registry:
@@ -93,6 +94,7 @@ def _field(entity: str, draft: FieldDraft, picklists: dict[str, Picklist]) -> Fi
         unique=bool(spec.get("unique", False)),
         index=bool(spec.get("index", False)) or kind in ("reference", "stage", "user") or name in ("owner", "deleted_at"),
         read_only=bool(spec.get("read_only", False)) or system,
+        internal=bool(spec.get("internal", False)),
         system=system,
         help=spec.get("help"),
         options=frozen({k: v for k, v in spec.items() if k not in COMMON_KEYS and k != "stages"}),

@@ -78,6 +78,7 @@ class Field:
     unique: bool = False
     index: bool = False
     read_only: bool = False
+    internal: bool = False  # kept by hooks; hidden from every user (screens, API, exports)
     system: bool = False
     help: Label | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: frozen({}))  # type-specific keys

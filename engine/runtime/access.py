@@ -13,7 +13,8 @@ Roles grant, per entity and action, a scope:
 A user's roles combine by taking the most permissive scope per entity and action. Pooled
 records (the entity's `pool` field is true) are also open to the actions a role lists under
 `pool`. Field rules (`hidden`, `read_only`) combine the same way: a field is hidden only when
-every role of the user hides it. The system actor may do everything.
+every role of the user hides it; `internal` fields are hidden from every user. The system actor
+(and hooks, which act with system permissions) may do everything.
 """
 
 from __future__ import annotations
@@ -152,8 +153,8 @@ class Access:
         roles = [self.registry.roles[r] for r in actor.roles if r in self.registry.roles]
         prefix = entity.key + "."
         named = {key[len(prefix):] for role in roles for key in role.fields if key.startswith(prefix)}
-        rules = {}
-        for name in named:
+        rules = {f.name: "hidden" for f in entity.fields.values() if f.internal}
+        for name in named - set(rules):
             best = max((role.fields.get(prefix + name, "visible") for role in roles), key=FIELD_LEVELS.index)
             if best != "visible":
                 rules[name] = best
