@@ -221,6 +221,13 @@ def _patch_field(comp: Composition, target: FieldDraft, patch: dict[str, Any], d
     for key, value in patch.items():
         if key == "extend":
             continue
+        if key == "pattern":
+            problems = [m for _, m in all_types()["autonumber"].cross_check(name, {"pattern": value}, None)]  # type: ignore[arg-type]
+            if target.spec.get("type") != "autonumber":
+                problems = [f"'{name}' is not an autonumber field"]
+            if problems:
+                comp.errors.append(doc.error(("fields", name, "pattern"), problems[0]))
+                continue
         if key == "stages":
             if target.spec.get("type") != "stage":
                 comp.errors.append(doc.error(("fields", name, "stages"), f"'{name}' is not a stage field"))

@@ -51,6 +51,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/studio/picklists", studio.picklists, methods=get),
         Route("/admin/studio/picklists/{key}", studio.picklist_editor, methods=["GET", "POST"]),
         Route("/admin/studio/{entity}", studio.entity_studio, methods=["GET", "POST"]),
+        Route("/admin/studio/{entity}/fields/{field}", studio.edit_field, methods=["GET", "POST"]),
         Route("/admin/studio/{entity}/fields/{field}/deactivate", studio.deactivate_field, methods=post),
         Route("/admin/settings", studio.settings_form, methods=["GET", "POST"]),
         Route("/admin/users", studio.users_roles, methods=["GET", "POST"]),

@@ -114,3 +114,35 @@ def test_picklist_editor_renames_deactivates_reorders_and_adds(client_for: Clien
     assert "A - strategic" in form_html and "D - promising" in form_html and "C - small account" not in form_html
     again = admin.post("/admin/studio/picklists/value_grade", data={**form, "new_key": "b", "new_zh": "x", "new_en": "x"})
     assert again.status_code == 422
+
+
+def test_edit_a_pack_field_and_its_numbering_rule(client_for: Client, crm: Runtime,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web, "RELOAD_SECONDS", 0.0)
+    admin = client_for("admin")
+    token = csrf_of(admin, "/admin/studio/customer/fields/code")
+    page = admin.get("/admin/studio/customer/fields/code").text
+    assert re.search(r'data-test="next-number"><code>KH\d{6}-00001</code>', page)
+    bad = admin.post("/admin/studio/customer/fields/code", data={"_csrf": token, "pattern": "KH-{seq}{seq}",
+                                                                 "preview": "1"})
+    assert bad.status_code == 422 and "exactly one {seq}" in bad.text
+    preview = admin.post("/admin/studio/customer/fields/code", data={"_csrf": token, "pattern": "C{YY}-{seq:4}",
+                                                                     "preview": "1"})
+    assert re.search(r'data-test="next-number"><code>C\d\d-0001</code>', preview.text)
+    assert admin.post("/admin/studio/customer/fields/code", data={"_csrf": token, "pattern": "C{YY}-{seq:4}",
+                                                                  "apply": "1"}).status_code == 303
+    renamed = admin.post("/admin/studio/customer/fields/city", data={"_csrf": token, "label_en": "Town",
+                                                                     "label_zh": "城镇", "required": "1",
+                                                                     "apply": "1"})
+    assert renamed.status_code == 303
+    sales = client_for("sales1")
+    form = sales.get("/app/customer/new").text
+    assert "Town" in form
+    created = sales.post("/app/customer/new", data={"_csrf": csrf_of(sales, "/"), "name": "编号测试", "city": "苏州"})
+    assert created.status_code == 303
+    from engine.runtime.customization import reload
+
+    record = reload(crm).records().get("customer", created.headers["location"].rsplit("/", 1)[1])
+    assert re.fullmatch(r"C\d\d-0001", record["code"])
+    missing = sales.post("/app/customer/new", data={"_csrf": csrf_of(sales, "/"), "name": "无城市"})
+    assert missing.status_code == 422  # the city is required now

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.responses import Response
 
+from engine.fieldtypes.autonumber import render
 from engine.i18n import Message
 from engine.metadata import MetadataError, load_registry
 from engine.metadata.registry import Registry
@@ -173,6 +174,61 @@ def entity_studio(ctx: Ctx) -> Response:
     return ctx.render("studio_entity.html", status=422 if errors else 200, entity=entity, form=form, errors=errors,
                       ddl=ddl, types=FIELD_TYPES, custom_fields=set(custom.get("fields") or {}),
                       entities=sorted(ctx.registry.entities.values(), key=lambda e: e.key))
+
+
+def next_number(runtime: Runtime, entity_key: str, name: str, pattern: str) -> str:
+    """The code the next record would get with `pattern` (without drawing it)."""
+    now = runtime.now()
+    prefix = render(pattern, now)
+    counter = runtime.table("crm_counter")
+    with runtime.engine.connect() as conn:
+        last = conn.execute(sa.select(counter.c.value).where(counter.c.key == f"{entity_key}.{name}:{prefix}")).scalar()
+    return render(pattern, now, int(last or 0) + 1)
+
+
+@page()
+def edit_field(ctx: Ctx) -> Response:
+    """Change a field's labels, help, required flag and default, and an autonumber's pattern
+    (编号规则, with a preview of the next number). Pack fields get an `extend: true` patch."""
+    require_admin(ctx)
+    entity = ctx.registry.entities.get(ctx.request.path_params["entity"])
+    name = ctx.request.path_params["field"]
+    if entity is None or not entity.has(name) or entity.field(name).system:
+        raise NotFound(unknown(f"{ctx.request.path_params['entity']}.{name}"))
+    f = entity.field(name)
+    errors: dict[str, str] = {}
+    preview = next_number(ctx.runtime, entity.key, name, str(f.options["pattern"])) if f.type == "autonumber" else ""
+    if ctx.form is not None:
+        patch: dict[str, Any] = {"label": {"en": ctx.param("label_en") or f.label.get("en", name),
+                                           "zh": ctx.param("label_zh") or f.label.get("zh", name)},
+                                 "required": bool(ctx.param("required"))}
+        if ctx.param("help_en") or ctx.param("help_zh"):
+            patch["help"] = {"en": ctx.param("help_en") or ctx.param("help_zh"),
+                             "zh": ctx.param("help_zh") or ctx.param("help_en")}
+        if ctx.param("default"):
+            patch["default"] = ctx.param("default")
+        if f.type == "autonumber" and ctx.param("pattern"):
+            patch["pattern"] = ctx.param("pattern")
+        doc = current(ctx.runtime, "entity", entity.key) or {"extend": entity.key}
+        fields = doc.setdefault("fields", {})
+        if name in fields and not fields[name].get("extend"):  # the administrator's own field
+            fields[name] = {**fields[name], **patch}
+        else:
+            fields[name] = {**fields.get(name, {}), "extend": True, **patch}
+        try:
+            registry = candidate(ctx.runtime, {("entity", entity.key): doc})
+        except MetadataError as exc:
+            errors[""] = "; ".join(str(e) for e in exc.errors)
+        else:
+            changed = registry.entity(entity.key).field(name)
+            if changed.type == "autonumber":
+                preview = next_number(ctx.runtime, entity.key, name, str(changed.options["pattern"]))
+            if ctx.param("apply"):
+                apply(ctx, {("entity", entity.key): doc}, f"edit {entity.key}.{name}")
+                ctx.flash(ctx.t("studio_applied"))
+                return ctx.redirect(f"/admin/studio/{entity.key}")
+    return ctx.render("studio_field.html", status=422 if errors else 200, entity=entity, field=f, errors=errors,
+                      preview=preview)
 
 
 @page()
