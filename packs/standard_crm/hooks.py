@@ -701,3 +701,32 @@ def record_deal(ctx: HookContext, customer_id: int, at: datetime) -> None:
     if customer.get("last_deal_at") is None or at > customer["last_deal_at"]:
         changes["last_deal_at"] = at
     update_if_changed(ctx, "customer", customer, changes)
+
+
+# -- 9. share and transfer ---------------------------------------------------------------------------------
+
+
+@hook("customer", "after_save")
+def transfer_goes_with_the_customer(ctx: HookContext) -> None:
+    """When a customer gets a new owner (transfer, bulk change of owner, claim, assignment from the
+    pool), its contacts and its open opportunities of the previous owner go with it, so the new
+    owner sees and works them. Won and lost opportunities, follow-ups, activities, quotes and
+    orders stay with whoever did the work."""
+    if ctx.old is None:
+        return
+    new_owner, old_owner = ctx.record.get("owner"), ctx.old.get("owner")
+    if new_owner is None or new_owner == old_owner:
+        return
+    given_by = old_owner if old_owner is not None else ctx.old.get("previous_owner")  # from the pool: who had it
+    customer = ctx.record["id"]
+    move_owner(ctx, "contact", [f"customer eq {customer}", f"owner ne {new_owner}"], new_owner)
+    if given_by is not None:
+        move_owner(ctx, "opportunity", [f"customer eq {customer}", f"owner eq {given_by}", "stage not_in won,lost"],
+                   new_owner)
+
+
+def move_owner(ctx: HookContext, entity: str, filters: list[str], owner: int) -> None:
+    while rows := ctx.records.query(entity, ListQuery(filters=filters, sort=["id"], limit=200, count=False,
+                                                      titles=())).rows:
+        for row in rows:
+            ctx.records.update(entity, row["id"], {"owner": owner}, row["version"])

@@ -656,3 +656,95 @@ def test_who_may_approve(crm: CRM) -> None:
     for name in ("service1", "marketing1", "sales2"):
         with pytest.raises(NotFound):
             crm.as_(name).run_action("quote", team["id"], "send", {"valid_until": "2030-01-01"})
+
+
+# -- 9. share, transfer and the recycle bin ---------------------------------------------------------------
+
+def test_sharing_read_or_edit_and_who_may_share(crm: CRM) -> None:
+    mine = crm.as_("sales1").create("customer", {"name": "共享测试客户"})
+    sales2 = crm.as_("sales2")
+    crm.as_("sales1").share("customer", mine["id"], crm.id("sales2"), "read")
+    assert sales2.get("customer", mine["id"])["name"] == "共享测试客户"
+    with pytest.raises(Forbidden):
+        sales2.update("customer", mine["id"], {"remarks": "x"}, mine["version"])
+    crm.as_("sales1").share("customer", mine["id"], crm.id("sales2"), "edit")
+    sales2.update("customer", mine["id"], {"remarks": "x"}, mine["version"])
+    with pytest.raises(Forbidden):  # a share is not ownership: sales2 may not share it further
+        sales2.share("customer", mine["id"], crm.id("east1"), "read")
+    theirs = crm.customer("别人的", "sales2")
+    with pytest.raises(NotFound):
+        crm.as_("sales1").share("customer", theirs["id"], crm.id("east1"), "read")
+    with pytest.raises(Forbidden):  # marketing reads every customer but shares none
+        crm.as_("marketing1").share("customer", mine["id"], crm.id("east1"), "read")
+    crm.as_("manager").share("customer", mine["id"], crm.id("boss2"), "read")  # the manager shares the team's
+    contact = crm.as_("sales1").create("contact", {"customer": mine["id"], "name": "联系人"})
+    crm.as_("sales1").share("contact", contact["id"], crm.id("sales2"), "read")  # and salespeople their contacts
+    assert sales2.get("contact", contact["id"])["name"] == "联系人"
+
+
+def test_transfer_moves_contacts_and_open_deals_and_access(crm: CRM) -> None:
+    customer = crm.as_("sales1").create("customer", {"name": "转移测试客户"})
+    contact = crm.as_("sales1").create("contact", {"customer": customer["id"], "name": "采购"})
+    open_deal = crm.as_("sales1").create("opportunity", {"customer": customer["id"], "name": "在谈"})
+    won = crm.as_("sales1").create("opportunity", {"customer": customer["id"], "name": "已赢", "amount": "1",
+                                                   "stage": "won"})
+    with pytest.raises(Forbidden):  # salespeople do not transfer
+        crm.as_("sales1").update("customer", customer["id"], {"owner": crm.id("east1")},
+                                 crm.get("customer", customer["id"])["version"])
+    record = crm.get("customer", customer["id"])
+    moved = crm.as_("manager").update("customer", customer["id"], {"owner": crm.id("east1")}, record["version"])
+    assert (moved["owner"], moved["previous_owner"]) == (crm.id("east1"), crm.id("sales1"))
+    assert crm.get("contact", contact["id"])["owner"] == crm.id("east1")
+    assert crm.get("opportunity", open_deal["id"])["owner"] == crm.id("east1")
+    assert crm.get("opportunity", won["id"])["owner"] == crm.id("sales1")
+    with pytest.raises(NotFound):  # access moved with the customer
+        crm.as_("sales1").get("customer", customer["id"])
+    assert crm.as_("east1").get("contact", contact["id"])
+    history = [h for h in crm.system.history("contact", contact["id"]) if h["field"] == "owner"]
+    assert history[0]["user_id"] == crm.id("manager")
+    with pytest.raises((Forbidden, NotFound)):  # not to someone outside the manager's team
+        crm.as_("manager").update("customer", customer["id"], {"owner": crm.id("sales2")}, moved["version"])
+    # released and claimed: the new owner gets the contacts and the open deal
+    crm.as_("east1").run_action("customer", customer["id"], "to_pool", {})
+    crm.as_("sales2").run_action("customer", customer["id"], "claim")
+    assert crm.get("contact", contact["id"])["owner"] == crm.id("sales2")
+    assert crm.get("opportunity", open_deal["id"])["owner"] == crm.id("sales2")
+
+
+def test_recycle_bin_rules(crm: CRM) -> None:
+    sales1 = crm.as_("sales1")
+    customer = sales1.create("customer", {"name": "要删除的客户"})
+    sales1.delete("customer", customer["id"])  # into the bin
+    assert crm.system.get("customer", customer["id"], include_deleted=True)["deleted_at"] is not None
+    for method in ("restore", "purge"):
+        with pytest.raises((Forbidden, NotFound)):
+            getattr(sales1, method)("customer", customer["id"])
+    with pytest.raises(NotFound):  # another team's manager
+        crm.as_("boss2").restore("customer", customer["id"])
+    crm.as_("manager").restore("customer", customer["id"])
+    assert crm.get("customer", customer["id"])["deleted_at"] is None
+    sales1.delete("customer", customer["id"])
+    crm.as_("manager").purge("customer", customer["id"])
+    with pytest.raises(NotFound):
+        crm.system.get("customer", customer["id"], include_deleted=True)
+    other = crm.customer("别人的", "sales2")
+    with pytest.raises(NotFound):
+        sales1.delete("customer", other["id"])
+    crm.system.delete("customer", other["id"])
+    crm.as_("admin").restore("customer", other["id"])
+    for name in ("marketing1", "service1"):
+        with pytest.raises(Forbidden):
+            crm.as_(name).delete("customer", other["id"])
+
+
+@pytest.mark.parametrize(("role", "entity", "action", "scope"), [
+    ("salesperson", "customer", "delete", "own"), ("salesperson", "customer", "restore", "none"),
+    ("salesperson", "customer", "purge", "none"), ("salesperson", "customer", "assign", "none"),
+    ("salesperson", "customer", "share", "own"), ("salesperson", "contact", "share", "own"),
+    ("sales_manager", "customer", "restore", "subtree"), ("sales_manager", "customer", "purge", "subtree"),
+    ("sales_manager", "customer", "assign", "subtree"), ("sales_manager", "customer", "share", "subtree"),
+    ("admin", "customer", "purge", "all"), ("marketing", "customer", "share", "none"),
+    ("service_agent", "service_request", "assign", "all"),
+])
+def test_role_scopes(crm: CRM, role: str, entity: str, action: str, scope: str) -> None:
+    assert crm.runtime.registry.roles[role].scope(entity, action) == scope

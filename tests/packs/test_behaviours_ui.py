@@ -206,3 +206,33 @@ def test_quote_approval_buttons_and_order_over_http(crm: CRM, web: Web, api: Api
     assert "900.00" in sales1.get(made.headers["location"]).text
     again = api("sales1")("POST", f"/api/v1/quote/{quote['id']}/actions/create_order", {})
     assert again.status_code == 422
+
+
+# -- 9. share, transfer and the recycle bin ---------------------------------------------------------------
+
+def test_sharing_tab_bulk_transfer_and_recycle_bin_over_http(crm: CRM, web: Web, api: Api) -> None:
+    customers = [crm.as_("sales1").create("customer", {"name": f"批量转移{i}"})["id"] for i in range(2)]
+    contact = crm.as_("sales1").create("contact", {"customer": customers[0], "name": "跟着走的联系人"})
+    sales1 = web("sales1")
+    token = form_token(sales1)
+    shared = sales1.post(f"/app/customer/{customers[0]}/share",
+                         data={"_csrf": token, "user": str(crm.id("sales2")), "access": "edit"})
+    assert shared.status_code == 303
+    assert ok(api("sales2")("GET", f"/api/v1/customer/{customers[0]}"))["name"] == "批量转移0"
+    assert "批量转移0" in web("sales2").get("/app/customer?view=shared").text
+    manager = web("manager")
+    moved = manager.post("/app/customer/bulk", data={"_csrf": form_token(manager, "/app/customer"), "action": "owner",
+                                                     "owner": str(crm.id("east1")), "ids": [str(i) for i in customers]})
+    assert moved.status_code == 303
+    assert [crm.get("customer", i)["owner"] for i in customers] == [crm.id("east1")] * 2
+    assert crm.get("contact", contact["id"])["owner"] == crm.id("east1")
+    assert api("sales1")("GET", f"/api/v1/customer/{customers[1]}").status_code == 404
+    # the recycle bin: a salesperson deletes, the manager restores
+    east1 = api("east1")
+    ok(east1("DELETE", f"/api/v1/customer/{customers[1]}"))
+    trash = web("east1").get("/app/customer/trash").text
+    assert f'data-test="restore-{customers[1]}"' not in trash
+    page = manager.get("/app/customer/trash").text
+    assert f'data-test="restore-{customers[1]}"' in page
+    restored = manager.post(f"/app/customer/{customers[1]}/restore", data={"_csrf": form_token(manager)})
+    assert restored.status_code == 303 and crm.get("customer", customers[1])["deleted_at"] is None
