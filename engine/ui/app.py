@@ -55,6 +55,8 @@ def routes() -> list[BaseRoute]:
         Route("/admin/studio/{entity}/fields/{field}/deactivate", studio.deactivate_field, methods=post),
         Route("/admin/settings", studio.settings_form, methods=["GET", "POST"]),
         Route("/admin/users", studio.users_roles, methods=["GET", "POST"]),
+        Route("/admin/roles", studio.role_grid, methods=get),
+        Route("/admin/roles/{key}", studio.role_grid, methods=["GET", "POST"]),
         Route("/app/{entity}", records.list_view, methods=get),
         Route("/app/{entity}/export.csv", records.export_csv, methods=get),
         Route("/app/{entity}/bulk", records.bulk, methods=post),

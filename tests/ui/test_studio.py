@@ -146,3 +146,23 @@ def test_edit_a_pack_field_and_its_numbering_rule(client_for: Client, crm: Runti
     assert re.fullmatch(r"C\d\d-0001", record["code"])
     missing = sales.post("/app/customer/new", data={"_csrf": csrf_of(sales, "/"), "name": "无城市"})
     assert missing.status_code == 422  # the city is required now
+
+
+def test_role_grid_changes_scopes_live_and_audits(client_for: Client, crm: Runtime, people: dict[str, User],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web, "RELOAD_SECONDS", 0.0)
+    crm.records().create("customer", {"name": "别人的客户", "owner": people["sales2"].id})
+    sales = client_for("sales1")
+    assert "别人的客户" not in sales.get("/app/customer").text
+    admin = client_for("admin")
+    grid = admin.get("/admin/roles/salesperson").text
+    selects = dict(re.findall(r'<select name="([a-z_]+\.[a-z]+)"[^>]*>.*?<option value="([a-z]+)" selected', grid, re.S))
+    assert selects["customer.read"] == "own" and len(selects) == len(crm.registry.entities) * 10
+    token = csrf_of(admin, "/admin/roles/salesperson")
+    assert admin.post("/admin/roles/salesperson", data={"_csrf": token, **selects,
+                                                        "customer.read": "all"}).status_code == 303
+    assert "别人的客户" in sales.get("/app/customer").text  # live, without a restart
+    assert 'class="changed"' in admin.get("/admin/roles/salesperson").text
+    assert "Role permissions changed" in admin.get("/admin/audit").text
+    admin.post("/admin/roles/salesperson", data={"_csrf": token, **selects})  # back to the packs' grant
+    assert "别人的客户" not in sales.get("/app/customer").text

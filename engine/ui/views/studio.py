@@ -22,8 +22,8 @@ from starlette.responses import Response
 from engine.fieldtypes.autonumber import render
 from engine.i18n import Message
 from engine.metadata import MetadataError, load_registry
-from engine.metadata.registry import Registry
-from engine.runtime import migrate
+from engine.metadata.registry import ACTIONS, SCOPES, Registry
+from engine.runtime import audit, migrate
 from engine.runtime.customization import KINDS, load_overlay, reload, save_customization
 from engine.runtime.errors import NotFound, ValidationFailed
 from engine.runtime.service import Runtime
@@ -359,6 +359,46 @@ def picklist_editor(ctx: Ctx) -> Response:
                if f.picklist is not None and f.picklist.key == key]
     return ctx.render("studio_picklist.html", status=422 if errors else 200, picklist=ctx.registry.picklists[key],
                       errors=errors, used_by=used_by)
+
+
+# -- roles ----------------------------------------------------------------------------------------
+
+@page()
+def role_grid(ctx: Ctx) -> Response:
+    """A role's scope for every entity and action, as a grid of selects; saved as a role
+    extension in the layer holding only what differs from the packs (and audited)."""
+    require_admin(ctx)
+    key = ctx.request.path_params.get("key") or ""
+    if not key:
+        return ctx.render("studio_roles.html", roles=ctx.registry.roles, role=None, grid={}, changed=set())
+    if key not in ctx.registry.roles:
+        raise NotFound(unknown(key))
+    base = candidate(ctx.runtime, {("role", key): None}).roles[key]
+    entities = sorted(ctx.registry.entities)
+    if ctx.form is not None:
+        wanted: dict[str, dict[str, str]] = {}
+        for entity in entities:
+            for action in ACTIONS:
+                scope = ctx.param(f"{entity}.{action}")
+                if scope in SCOPES and scope != base.scope(entity, action):
+                    wanted.setdefault(entity, {})[action] = scope
+        doc = {"extend": key, "permissions": wanted} if wanted else None
+        if current(ctx.runtime, "role", key) != doc:
+            try:
+                candidate(ctx.runtime, {("role", key): doc})
+            except MetadataError as exc:
+                ctx.flash("; ".join(str(e) for e in exc.errors), "error")
+                return ctx.redirect(f"/admin/roles/{key}")
+            apply(ctx, {("role", key): doc}, f"permissions of role {key}")
+            audit.record(ctx.runtime, "role_permissions_changed", user_id=ctx.actor.user_id,
+                         username=ctx.actor.username, detail={"role": key, "differs_from_packs": wanted})
+            ctx.flash(ctx.t("studio_applied"))
+        return ctx.redirect(f"/admin/roles/{key}")
+    role = ctx.registry.roles[key]
+    grid = {entity: {action: role.scope(entity, action) for action in ACTIONS} for entity in entities}
+    changed = {(e, a) for e in entities for a in ACTIONS if grid[e][a] != base.scope(e, a)}
+    return ctx.render("studio_roles.html", roles=ctx.registry.roles, role=role, grid=grid, changed=changed,
+                      actions=ACTIONS, scopes=SCOPES)
 
 
 @page()
