@@ -31,8 +31,32 @@ EVENTS = (
 )
 
 
+class PackCode:
+    """What hooks, actions and jobs share: settings, the packs' messages, refusing and warning."""
+
+    records: RecordService
+    warnings: list[Message]
+
+    def reject(self, message: str | dict[str, str], field: str = "") -> None:
+        """Refuse: roll the whole change back with this message (on `field`, or the record)."""
+        raise Rejected({field: [Message("rejected", {"message": message})]})
+
+    def warn(self, message: str | dict[str, str]) -> None:
+        """Save anyway, but tell the user (shown after saving; X-CRM-Warnings in the API)."""
+        self.warnings.append(Message("rejected", {"message": message}))
+
+    def message(self, key: str, **params: Any) -> dict[str, str]:
+        """A message from the packs' locale files, in every language (for reject and warn)."""
+        registry = self.records.runtime.registry
+        return {lang: registry.message(key, lang, **params) for lang in ("en", "zh")}
+
+    def setting(self, key: str) -> Any:
+        """A system setting declared by a pack (the administrator's value, else its default)."""
+        return self.records.runtime.setting(key)
+
+
 @dataclass
-class HookContext:
+class HookContext(PackCode):
     """What a hook sees. In before_* hooks, changes to `record` are saved."""
 
     entity: Entity
@@ -50,25 +74,9 @@ class HookContext:
         """True when this change sets `name` to a different value."""
         return name in self.record and (self.old is None or self.old.get(name) != self.record.get(name))
 
-    def reject(self, message: str | dict[str, str], field: str = "") -> None:
-        raise Rejected({field: [Message("rejected", {"message": message})]})
-
-    def warn(self, message: str | dict[str, str]) -> None:
-        """Save anyway, but tell the user (shown after saving; `warnings` in the API's answer)."""
-        self.warnings.append(Message("rejected", {"message": message}))
-
-    def message(self, key: str, **params: Any) -> dict[str, str]:
-        """A message from the packs' locale files, in every language (for reject)."""
-        registry = self.records.runtime.registry
-        return {lang: registry.message(key, lang, **params) for lang in ("en", "zh")}
-
-    def setting(self, key: str) -> Any:
-        """A system setting declared by a pack (the administrator's value, else its default)."""
-        return self.records.runtime.setting(key)
-
 
 @dataclass
-class ActionContext:
+class ActionContext(PackCode):
     """What an @action function sees: the record, the user's inputs, and a record service bound
     to the same transaction that may write beyond the user's own scope (the action is the gate)."""
 
@@ -81,12 +89,6 @@ class ActionContext:
     outcome: dict[str, Any] = field(default_factory=dict)
     warnings: list[Message] = field(default_factory=list)
 
-    def reject(self, message: str | dict[str, str], field: str = "") -> None:
-        raise Rejected({field: [Message("rejected", {"message": message})]})
-
-    def warn(self, message: str | dict[str, str]) -> None:
-        self.warnings.append(Message("rejected", {"message": message}))
-
     def done(self, message: str | dict[str, str] | None = None, open: tuple[str, int] | None = None) -> None:
         """Say what happened, and optionally which record the user should see next."""
         if message is not None:
@@ -94,24 +96,15 @@ class ActionContext:
         if open is not None:
             self.outcome["open"] = open
 
-    def message(self, key: str, **params: Any) -> dict[str, str]:
-        registry = self.records.runtime.registry
-        return {lang: registry.message(key, lang, **params) for lang in ("en", "zh")}
-
-    def setting(self, key: str) -> Any:
-        return self.records.runtime.setting(key)
-
 
 @dataclass
-class JobContext:
+class JobContext(PackCode):
     """What a @job function sees: a record service acting as the system, and the settings."""
 
     name: str
     records: RecordService
     report: list[str] = field(default_factory=list)  # lines printed by `crm jobs run`
-
-    def setting(self, key: str) -> Any:
-        return self.records.runtime.setting(key)
+    warnings: list[Message] = field(default_factory=list)
 
 
 Hook = Callable[[HookContext], Any]
