@@ -32,4 +32,4 @@ class DateType(Temporal):
     def format(self, field: Field, value: Any, language: str) -> str:
         if not isinstance(value, date):
             return ""
-        return format_date(value, format="medium", locale=BABEL_LOCALES.get(language, "en_US"))
+        return format_date(value, format="medium", locale=BABEL_LOCALES.get(language, BABEL_LOCALES["en"]))

@@ -36,4 +36,4 @@ class DateTimeType(Temporal):
         if not isinstance(value, datetime):
             return ""
         return format_datetime(value, format="short" if language == "en" else "yyyy-MM-dd HH:mm",
-                               locale=BABEL_LOCALES.get(language, "en_US"))
+                               locale=BABEL_LOCALES.get(language, BABEL_LOCALES["en"]))

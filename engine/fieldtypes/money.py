@@ -21,4 +21,4 @@ class MoneyType(NumberLike):
         if value is None:
             return ""
         currency = field.options.get("currency", "CNY")
-        return format_currency(value, currency, locale=BABEL_LOCALES.get(language, "en_US"))
+        return format_currency(value, currency, locale=BABEL_LOCALES.get(language, BABEL_LOCALES["en"]))

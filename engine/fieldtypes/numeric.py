@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
+from babel import Locale
 from babel.numbers import format_decimal
 
 from engine.fieldtypes.base import ORDERED_OPERATORS, FieldType, FieldValueError, ValueContext
@@ -13,7 +14,8 @@ from engine.fieldtypes.base import ORDERED_OPERATORS, FieldType, FieldValueError
 if TYPE_CHECKING:
     from engine.metadata.registry import Field
 
-BABEL_LOCALES = {"en": "en_US", "zh": "zh_CN"}
+# Parsed once: babel would otherwise parse the locale name again for every value it formats.
+BABEL_LOCALES = {"en": Locale.parse("en_US"), "zh": Locale.parse("zh_CN")}
 
 
 class NumberLike(FieldType):
@@ -71,4 +73,4 @@ class NumberLike(FieldType):
     def format(self, field: Field, value: Any, language: str) -> str:
         if value is None:
             return ""
-        return format_decimal(value, locale=BABEL_LOCALES.get(language, "en_US"), decimal_quantization=False)
+        return format_decimal(value, locale=BABEL_LOCALES.get(language, BABEL_LOCALES["en"]), decimal_quantization=False)

@@ -92,7 +92,7 @@ def _field(entity: str, draft: FieldDraft, picklists: dict[str, Picklist]) -> Fi
         required=bool(spec.get("required", False)),
         default=spec.get("default"),
         unique=bool(spec.get("unique", False)),
-        index=bool(spec.get("index", False)) or kind in ("reference", "stage", "user") or name in ("owner", "deleted_at"),
+        index=bool(spec.get("index", False)) or kind in ("reference", "stage", "user") or name == "owner",
         read_only=bool(spec.get("read_only", False)) or system,
         internal=bool(spec.get("internal", False)),
         system=system,

@@ -56,6 +56,11 @@ class Page:
     statements: int = field(default=0, compare=False)
 
 
+def nullable(expr: sa.ColumnElement[Any]) -> bool:
+    """Whether a sort expression may be NULL (a table column says so; anything else may)."""
+    return not isinstance(expr, sa.Column) or bool(expr.nullable)
+
+
 def bad_filter(text: str, reason: str) -> BadQuery:
     return BadQuery(Message("bad_filter", {"filter": text, "reason": reason}))
 
@@ -173,17 +178,25 @@ class QueryBuilder:
                 raise BadQuery(Message("bad_sort", {"field": name}))
             expr = self.title_column(f) if self.has_title(f) else self.table.c[name]
             keys.append((name, expr, desc))
-        id_desc = any(k.lstrip("-") == "id" and k.startswith("-") for k in sort) if sort else False
+        # The tie-breaker runs the same way as the first key, so an index on (key, id) serves the
+        # whole ORDER BY scanned in one direction.
+        explicit = [k for k in sort if k.lstrip("-") == "id"]
+        id_desc = explicit[0].startswith("-") if explicit else (keys[0][2] if keys else False)
         keys.append(("id", self.table.c.id, id_desc))
         return keys
 
     @staticmethod
     def order_by(keys: list[tuple[str, sa.ColumnElement[Any], bool]], reverse: bool = False) -> list[Any]:
         # NULLs last in both directions, on every database, so keyset conditions stay simple;
-        # `reverse` is the exact mirror (used to read the page before a cursor).
-        if reverse:
-            return [(e.asc() if d else e.desc()).nulls_first() for _, e, d in keys]
-        return [(e.desc() if d else e.asc()).nulls_last() for _, e, d in keys]
+        # `reverse` is the exact mirror (used to read the page before a cursor). Columns that
+        # cannot be NULL get no NULLS clause, which lets PostgreSQL walk their index backwards.
+        out = []
+        for _, e, d in keys:
+            ordered = (e.asc() if d else e.desc()) if reverse else (e.desc() if d else e.asc())
+            if nullable(e):
+                ordered = ordered.nulls_first() if reverse else ordered.nulls_last()
+            out.append(ordered)
+        return out
 
     @staticmethod
     def before(keys: list[tuple[str, sa.ColumnElement[Any], bool]], values: list[Any]) -> sa.ColumnElement[bool]:
@@ -206,7 +219,7 @@ class QueryBuilder:
             if value is None:
                 continue  # nothing sorts after NULL within this key
             beyond = (expr < value) if desc else (expr > value)
-            if i < len(keys) - 1:
+            if i < len(keys) - 1 and nullable(expr):
                 beyond = sa.or_(beyond, expr.is_(None))
             ors.append(sa.and_(*eqs, beyond))
         return sa.or_(*ors) if ors else sa.false()

@@ -99,6 +99,11 @@ class Runtime:
     def migrate(self) -> migrate.MigrationPlan:
         plan = self.migration_plan()
         migrate.apply(self.engine, plan)
+        if self.engine.dialect.name == "sqlite":
+            # SQLite plans well only with statistics; `optimize` gathers them where they are
+            # missing or stale, cheaply (PostgreSQL's autovacuum does this by itself).
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA optimize")
         return plan
 
 
@@ -321,8 +326,10 @@ class RecordService:
             if also is not None:
                 where.append(also)
         where += [qb.filter_clause(f) for f in q.filters]
-        if q.search and (clause := qb.search_clause(q.search)) is not None:
-            where.append(clause)
+        if q.search and q.search.strip():
+            # An entity without searchable text fields matches no search (rather than everything).
+            clause = qb.search_clause(q.search)
+            where.append(clause if clause is not None else sa.false())
         return where
 
     def summarize(self, entity_key: str, q: ListQuery | None, group_by: str,
