@@ -14,8 +14,6 @@ import unicodedata
 from datetime import date, datetime, time
 from typing import Any
 
-from pypinyin import Style, lazy_pinyin
-
 from engine.plugins import ActionContext, HookContext, JobContext, action, hook, job
 from engine.runtime.errors import NotFound, RecordError
 from engine.runtime.query import ListQuery
@@ -30,6 +28,10 @@ def mnemonic(name: str | None, limit: int = 50) -> str | None:
     upper-case: 重庆长安汽车 -> CQCAQC, ABC科技（上海） -> ABCKJSH."""
     if not name:
         return None
+    # Imported on first use: its phrase dictionary (needed to read polyphonic characters in
+    # context, 重庆 -> CQ) costs ~50 MB, which workers that never save a customer do not pay.
+    from pypinyin import Style, lazy_pinyin
+
     text = unicodedata.normalize("NFKC", name)
     letters = "".join(ch for part in lazy_pinyin(text, style=Style.FIRST_LETTER) for ch in part
                       if ch.isascii() and ch.isalnum())
