@@ -167,7 +167,7 @@ def writable(f: Field) -> bool:
 def entity_schemas(entity: Entity) -> dict[str, dict[str, Any]]:
     name = schema_name(entity)
     label = f"{text(entity.label, 'en')} · {text(entity.label, 'zh')}"
-    fields = list(entity.fields.values())
+    fields = [f for f in entity.fields.values() if not f.internal]  # internal fields never leave the server
     inputs = [f for f in fields if writable(f)]
     required = [f.name for f in inputs if f.required and f.default is None]
     input_props = {f.name: property_schema(f, writing=True) for f in inputs}

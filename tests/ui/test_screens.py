@@ -145,11 +145,11 @@ def test_bulk_change_owner_and_delete(client_for: Client, crm: Runtime, people: 
     assert crm.records().query("customer", None).total == 29
     listed = admin.get("/app/customer").text
     assert "2 record(s) done." in listed
-    # a salesperson may not delete customers: the runtime refuses, the page says so
+    # a salesperson may not delete another's customers: the runtime refuses, the page says so
     sales = client_for("sales1")
     sales.post("/app/customer/bulk", data={"_csrf": csrf_of(sales, "/app/customer"), "action": "delete",
-                                           "ids": [str(data["mine"][5])]})
-    assert crm.records().get("customer", data["mine"][5])["deleted_at"] is None
+                                           "ids": [str(data["other"])]})
+    assert crm.records().get("customer", data["other"])["deleted_at"] is None
     assert "failed" in sales.get("/app/customer").text
 
 
