@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,12 @@ def postgres_available() -> bool:
 DATABASES = ["sqlite"] + (["postgresql"] if postgres_available() else [])
 
 
-@pytest.fixture(params=DATABASES)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a SQLite file, or a private PostgreSQL schema in `test`."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.sqlite3'}"
+@contextmanager
+def empty_database(kind: str, folder: Path) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file in `folder`, or a private PostgreSQL schema in
+    `test` (dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'crm.sqlite3'}"
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(f"postgresql+psycopg://{PG_HOST}:{PG_PORT}/test")
@@ -47,6 +49,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database for one test, on each backend."""
+    with empty_database(request.param, tmp_path) as url:
+        yield url
 
 
 def make_runtime(url: str, *packs: Path, hooks: HookRegistry | None = None) -> Runtime:

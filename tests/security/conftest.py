@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from engine.config import Config
@@ -36,7 +35,7 @@ from engine.metadata.registry import Entity, Registry
 from engine.runtime.service import Runtime
 from engine.runtime.users import User, create_user
 from engine.ui.app import build_app
-from tests.conftest import DATABASES, PG_HOST, PG_PORT, ROOT
+from tests.conftest import DATABASES, ROOT, empty_database
 
 STANDARD = ROOT / "packs" / "standard_crm"
 SCOPE_ORDER = ("none", "own", "department", "subtree", "all")  # least to most permissive
@@ -52,19 +51,8 @@ LEAKS = ("Traceback", "SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "sqlal
 @pytest.fixture(scope="module", params=DATABASES)
 def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Like tests/conftest.py's db_url, but one empty database for every test of a module."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('security') / 'crm.sqlite3'}"
-        return
-    schema = f"s_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(f"postgresql+psycopg://{PG_HOST}:{PG_PORT}/test")
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"postgresql+psycopg://{PG_HOST}:{PG_PORT}/test?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with empty_database(request.param, tmp_path_factory.mktemp("security")) as url:
+        yield url
 
 
 # -- HTTP helpers ---------------------------------------------------------------------------------
