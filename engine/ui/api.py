@@ -132,9 +132,7 @@ def list_records(ctx: Ctx) -> Response:
     if ctx.request.query_params.get("limit", "").strip():
         count_param(ctx, "limit")  # listing caps it at 500; reject what is not a number at all
     offset = count_param(ctx, "offset") or 0
-    saved = listing.saved_views(ctx.runtime, ctx.user.id, entity.key)
-    req = listing.parse(entity, ctx.request.query_params, saved)
-    req = listing.resolve_title_filters(ctx.runtime, ctx.records, req)
+    req, _ = listing.from_url(ctx.runtime, ctx.records, ctx.user.id, entity, ctx.request.query_params)
     query = req.query()
     query.offset = offset
     page = ctx.records.query(entity.key, query)

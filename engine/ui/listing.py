@@ -202,6 +202,14 @@ def resolve_title_filters(runtime: Runtime, records: Any, req: ListRequest) -> L
     return replace(req, bar_filters=tuple(out))
 
 
+def from_url(runtime: Runtime, records: Any, user_id: int, entity: Entity,
+             params: Any) -> tuple[ListRequest, list[SavedView]]:
+    """The list request of a URL as the list screen, export, board and API read it (the user's
+    saved views included, reference names resolved), with those saved views."""
+    saved = saved_views(runtime, user_id, entity.key)
+    return resolve_title_filters(runtime, records, parse(entity, params, saved)), saved
+
+
 # -- saved views ----------------------------------------------------------------------------------
 
 def saved_views(runtime: Runtime, user_id: int, entity: str) -> list[SavedView]:

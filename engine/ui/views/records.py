@@ -89,19 +89,15 @@ def errors_text(ctx: Ctx, exc: RecordError) -> str:
 
 # -- list -----------------------------------------------------------------------------------------
 
-def list_request(ctx: Ctx, entity: Entity) -> listing.ListRequest:
+def list_request(ctx: Ctx, entity: Entity) -> tuple[listing.ListRequest, list[listing.SavedView]]:
     assert ctx.user is not None
-    saved = listing.saved_views(ctx.runtime, ctx.user.id, entity.key)
-    req = listing.parse(entity, ctx.request.query_params, saved)
-    return listing.resolve_title_filters(ctx.runtime, ctx.records, req)
+    return listing.from_url(ctx.runtime, ctx.records, ctx.user.id, entity, ctx.request.query_params)
 
 
 @page()
 def list_view(ctx: Ctx) -> Response:
     entity = entity_of(ctx)
-    assert ctx.user is not None
-    saved = listing.saved_views(ctx.runtime, ctx.user.id, entity.key)
-    req = listing.resolve_title_filters(ctx.runtime, ctx.records, listing.parse(entity, ctx.request.query_params, saved))
+    req, saved = list_request(ctx, entity)
     result = ctx.records.query(entity.key, req.query())
     columns = shown_fields(ctx, entity, req.columns)
     filters = shown_fields(ctx, entity, [f.name for f in listing.filter_fields(entity)])
@@ -183,7 +179,7 @@ def export_response(ctx: Ctx, entity: Entity, query: ListQuery, columns: list[Fi
 def export_csv(ctx: Ctx) -> Response:
     entity = entity_of(ctx)
     check_export(ctx, entity)
-    req = list_request(ctx, entity)
+    req, _ = list_request(ctx, entity)
     return export_response(ctx, entity, req.query(count=False), shown_fields(ctx, entity, req.columns))
 
 
@@ -627,7 +623,7 @@ def board(ctx: Ctx) -> Response:
         raise NotFound(Message("not_found", {"entity": entity.key, "id": "board"}))
     stage_field = entity.field(entity.board.field if entity.board else entity.fields_of_type("stage")[0].name)
     sums = shown_fields(ctx, entity, entity.board.sums if entity.board else ())
-    req = list_request(ctx, entity)
+    req, _ = list_request(ctx, entity)
     base = req.query(count=False)
     totals = ctx.records.summarize(entity.key, base, stage_field.name, [s.name for s in sums])
     columns = []
