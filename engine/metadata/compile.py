@@ -105,6 +105,13 @@ def _field(entity: str, draft: FieldDraft, picklists: dict[str, Picklist]) -> Fi
     )
 
 
+def highlight_filters(value: str | list[str] | None) -> tuple[str, ...]:
+    """`highlight:` as filters: a boolean field's name stands for "<field> eq true"."""
+    if not value:
+        return ()
+    return (f"{value} eq true",) if isinstance(value, str) else tuple(value)
+
+
 def _sections(items: list[Any]) -> tuple[Section, ...]:
     """Sections in order; a later section with the same English label as an earlier one adds its
     fields to it (how an extension or the administrator puts a field into a pack's section)."""
@@ -134,7 +141,7 @@ def _entity(draft: EntityDraft, picklists: dict[str, Picklist]) -> Entity:
     indexes: list[tuple[str, ...]] = []
     board: dict[str, Any] | None = None
     actions: list[Action] = []
-    highlight: str | None = None
+    highlight: tuple[str, ...] = ()
     for doc in draft.docs:
         data = doc.data
         label = data.get("label", label)
@@ -149,10 +156,11 @@ def _entity(draft: EntityDraft, picklists: dict[str, Picklist]) -> Entity:
         sort = list(lst.get("sort") or sort)
         views += [View(v["key"], dict(v["label"]), tuple(v.get("filter") or ()), tuple(v.get("sort") or ()),
                        tuple(v.get("columns") or ())) for v in lst.get("views") or []]
-        related += [Related(t["entity"], t["via"], tuple(t.get("columns") or ()), t.get("label"))
+        related += [Related(t["entity"], t["via"], tuple(t.get("columns") or ()), t.get("label"),
+                            highlight_filters(t.get("highlight")), t.get("tree"))
                     for t in layouts.get("related") or []]
         board = layouts.get("board", board)
-        highlight = lst.get("highlight", highlight)
+        highlight = highlight_filters(lst.get("highlight")) if "highlight" in lst else highlight
         indexes += [tuple(i) for i in data.get("indexes") or []]
         actions += [_action(draft.key, a, doc, picklists) for a in data.get("actions") or []]
     user_fields = [f for f in draft.fields.values() if not f.spec.get("_system") and f.spec.get("active", True)]

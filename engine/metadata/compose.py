@@ -482,12 +482,7 @@ def _check_entity_doc(comp: Composition, draft: EntityDraft, doc: Document) -> N
     for i, tab in enumerate(_list(layouts.get("related"))):
         if isinstance(tab, dict) and not comp.is_broken(doc, ("layouts", "related", i)):
             _check_related(comp, draft, doc, i, tab)
-    highlight = lst.get("highlight")
-    if isinstance(highlight, str):
-        if (problem := _unknown_field(comp, draft, doc, highlight)):
-            comp.errors.append(doc.error(("layouts", "list", "highlight"), problem))
-        elif draft.fields[highlight].spec.get("type") != "boolean":
-            comp.errors.append(doc.error(("layouts", "list", "highlight"), f"'{highlight}' must be a boolean field"))
+    _check_highlight(comp, draft, doc, ("layouts", "list", "highlight"), lst.get("highlight"))
     _check_actions(comp, draft, doc, ctx)
     board = layouts.get("board")
     if isinstance(board, dict) and not comp.is_broken(doc, ("layouts", "board")):
@@ -554,6 +549,28 @@ def _check_related(comp: Composition, draft: EntityDraft, doc: Document, i: int,
     elif via.spec.get("type") != "reference" or via.spec.get("entity") != draft.key:
         comp.errors.append(doc.error(path + ("via",), f"'{child.key}.{via.name}' is not a reference to '{draft.key}'"))
     _check_names(comp, child, doc, path + ("columns",), tab.get("columns"))
+    _check_highlight(comp, child, doc, path + ("highlight",), tab.get("highlight"))
+    tree = tab.get("tree")
+    if isinstance(tree, str):
+        parent = child.fields.get(tree)
+        if parent is None:
+            comp.errors.append(doc.error(path + ("tree",), f"'{child.key}' has no field '{tree}'"))
+        elif parent.spec.get("type") != "reference" or parent.spec.get("entity") != child.key:
+            comp.errors.append(doc.error(path + ("tree",), f"'{child.key}.{tree}' is not a reference to '{child.key}' "
+                                         "itself, so it cannot nest its rows"))
+
+
+def _check_highlight(comp: Composition, draft: EntityDraft, doc: Document, path: tuple[Any, ...], value: Any) -> None:
+    """`highlight:` is a boolean field of the entity, or filters on its fields."""
+    if isinstance(value, str):
+        if (problem := _unknown_field(comp, draft, doc, value)):
+            comp.errors.append(doc.error(path, problem))
+        elif draft.fields[value].spec.get("type") != "boolean":
+            comp.errors.append(doc.error(path, f"'{value}' must be a boolean field (or give filters instead)"))
+        return
+    for j, text in enumerate(_list(value)):
+        if (problem := filter_problem(comp, draft, str(text))):
+            comp.errors.append(doc.error(path + (j,), problem))
 
 
 def filter_problem(comp: Composition, draft: EntityDraft, text: str) -> str | None:

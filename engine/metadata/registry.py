@@ -129,7 +129,7 @@ class ListLayout:
     sort: tuple[str, ...] = ()
     filters: tuple[str, ...] = ()
     views: tuple[View, ...] = ()
-    highlight: str | None = None  # a boolean field that highlights a row when true
+    highlight: tuple[str, ...] = ()  # filters that all hold on a highlighted row
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,8 @@ class Related:
     via: str
     columns: tuple[str, ...] = ()
     label: Label | None = None
+    highlight: tuple[str, ...] = ()  # filters that all hold on a highlighted row
+    tree: str | None = None  # a self-reference of the child: its rows nest under their parent
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class ListQuery:
     count: bool = True
     titles: Sequence[str] | None = None  # reference/user fields whose titles to join (None: all)
     action: str = "read"  # rows must also be within this action's scope (e.g. "export")
+    highlight: Sequence[str] = ()  # filters; each row gets "_highlight": whether they all hold
 
 
 @dataclass
@@ -279,6 +280,15 @@ class QueryBuilder:
             if isinstance(value, Decimal) and (not value.is_finite() or abs(value.adjusted()) > 100):
                 raise BadQuery(Message("bad_cursor"))
         return values
+
+    def highlight_column(self, filters: Sequence[str]) -> sa.ColumnElement[Any]:
+        """1 when every filter holds on the row, else 0. Filters on fields hidden from the user
+        highlight nothing, so the marker cannot reveal a value the user may not read."""
+        try:
+            clauses = [self.filter_clause(f) for f in filters]
+        except BadQuery:
+            return sa.literal(0)
+        return sa.case((sa.and_(*clauses), 1), else_=0)
 
     # -- the statement ------------------------------------------------------------------------
     def title_fields(self, titles: Sequence[str] | None) -> list[Field]:

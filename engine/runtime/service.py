@@ -224,6 +224,8 @@ class RecordService:
             elif key in entity.fields:
                 f = entity.fields[key]
                 record[key] = f.kind.from_db(value) if not f.system else value
+            elif key == "_highlight":
+                record[key] = bool(value)
         if titles:
             record["_titles"] = titles
         return record
@@ -277,6 +279,8 @@ class RecordService:
         titles = qb.title_fields(q.titles)
         columns = list(table.c) + [qb.title_column(f).label(f"{f.name}__title") for f in titles]
         columns += [expr.label(f"_k{i}") for i, (_, expr, _) in enumerate(keys)]
+        if q.highlight:
+            columns.append(qb.highlight_column(q.highlight).label("_highlight"))
         page_where = list(where)
         backwards = bool(q.before) and not q.cursor
         if q.cursor:

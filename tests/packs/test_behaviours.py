@@ -481,7 +481,7 @@ def test_customer_views_shared_team_newly_assigned_and_not_followed_up(crm: CRM)
     assert view(crm, "sales1", "customer", "not_followed_up_15") == ["70 天前跟进", "40 天前跟进", "20 天前跟进"]
     assert view(crm, "sales1", "customer", "not_followed_up_30") == ["70 天前跟进", "40 天前跟进"]
     assert view(crm, "sales1", "customer", "not_followed_up_60") == ["70 天前跟进"]
-    assert crm.runtime.registry.entity("customer").list.highlight == "hot"
+    assert crm.runtime.registry.entity("customer").list.highlight == ("hot eq true",)
 
 
 @pytest.mark.parametrize(("birthday", "today", "expected"), [

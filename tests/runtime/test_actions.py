@@ -29,7 +29,7 @@ def test_actions_are_declared_and_compiled(rt: Runtime) -> None:
     heat, give = account.action("heat"), account.action("give_to")
     assert heat is not None and heat.bulk and heat.when == ("hot eq false",) and heat.permission == "edit"
     assert give is not None and [f.name for f in give.inputs] == ["user", "note"] and give.inputs[0].required
-    assert account.list.highlight == "hot"
+    assert account.list.highlight == ("hot eq true",)
 
 
 def test_an_action_runs_with_permission_when_and_setting(rt: Runtime) -> None:

@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from engine.fieldtypes.base import FieldValueError
 from engine.i18n import Message
-from engine.metadata.registry import Action, Entity, Field, Section, text
+from engine.metadata.registry import Action, Entity, Field, Related, Section, text
 from engine.runtime import audit, files
 from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
 from engine.runtime.query import ListQuery
@@ -98,7 +99,7 @@ def list_request(ctx: Ctx, entity: Entity) -> tuple[listing.ListRequest, list[li
 def list_view(ctx: Ctx) -> Response:
     entity = entity_of(ctx)
     req, saved = list_request(ctx, entity)
-    result = ctx.records.query(entity.key, req.query())
+    result = ctx.records.query(entity.key, replace(req.query(), highlight=entity.list.highlight))
     columns = shown_fields(ctx, entity, req.columns)
     filters = shown_fields(ctx, entity, [f.name for f in listing.filter_fields(entity)])
     choosable = shown_fields(ctx, entity, [n for n in entity.fields if n not in ("deleted_at", "version")])
@@ -304,6 +305,35 @@ def shown(ctx: Ctx, f: Field | None, value: Any, titles: dict[tuple[str, int], s
         return str(value)
 
 
+TREE_ROWS = 500  # a tree tab shows the whole tree, so it reads more rows than a flat tab
+
+
+def nested(rows: list[dict[str, Any]], parent: str) -> list[dict[str, Any]]:
+    """Rows in tree order (each after its parent, siblings in their query order), each with its
+    "_depth". A row whose parent is not among the rows is a root; a cycle cannot hide rows."""
+    ids = {row["id"] for row in rows}
+    children: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        up = row.get(parent)
+        children.setdefault(up if up in ids and up != row["id"] else None, []).append(row)
+    out: list[dict[str, Any]] = []
+    placed: set[int] = set()
+
+    def walk(row: dict[str, Any], depth: int) -> None:
+        placed.add(row["id"])
+        out.append({**row, "_depth": depth})
+        for child in children.get(row["id"], []):
+            if child["id"] not in placed:
+                walk(child, depth + 1)
+
+    for row in children.get(None, []):
+        walk(row, 0)
+    for row in rows:  # rows caught in a cycle have no root above them: show them flat at the end
+        if row["id"] not in placed:
+            walk(row, 0)
+    return out
+
+
 @page()
 def detail(ctx: Ctx) -> Response:
     entity = entity_of(ctx)
@@ -311,13 +341,17 @@ def detail(ctx: Ctx) -> Response:
     tab = ctx.param("tab")
     tabs = related_tabs(ctx, entity, record["id"])
     active = next((t for t in tabs if t["key"] == tab), None)
-    related_rows, related_columns = [], []
+    related_rows: list[dict[str, Any]] = []
+    related_columns: list[Field] = []
     if active is not None:
         child: Entity = active["entity"]
-        names = active["rel"].columns or child.list.columns
-        related_columns = shown_fields(ctx, child, names)
-        related_rows = ctx.records.query(child.key, ListQuery(filters=[f"{active['rel'].via} eq {record['id']}"],
-                                                              limit=100, count=False)).rows
+        rel: Related = active["rel"]
+        related_columns = shown_fields(ctx, child, rel.columns or child.list.columns)
+        related_rows = ctx.records.query(child.key, ListQuery(filters=[f"{rel.via} eq {record['id']}"],
+                                                              limit=TREE_ROWS if rel.tree else 100, count=False,
+                                                              highlight=rel.highlight)).rows
+        if rel.tree:
+            related_rows = nested(related_rows, rel.tree)
     history = history_rows(ctx, entity, record["id"]) if tab == "history" else []
     may_share = ctx.can(entity, "share", record)
     shares = ctx.records.shares(entity.key, record["id"]) if tab == "sharing" and may_share else []
