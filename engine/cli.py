@@ -204,6 +204,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {done:,} / {total:,} customers", file=sys.stderr)
 
     summary = generate(runtime, customers=args.customers, seed=args.seed, force=args.force, progress=progress)
+    if args.pack:
+        # Industry packs' demo data builds on the standard demo's customers and users.
+        if not summary.skipped:
+            print(f"Standard demo data: {summary.rows:,} records.")
+        return _demo_packs(runtime, args.pack, args.seed)
     if summary.skipped:
         print("Demo data already exists (the customer table has rows); nothing was generated. "
               "Use --force to add more.")
@@ -216,6 +221,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\nDemo users (sign in with these):")
         for user, status in summary.users:
             print(f"  {user.username:<12} {user.password:<18} {', '.join(user.roles):<16} {user.display_name}  [{status}]")
+    return 0
+
+
+def _demo_packs(runtime: Any, packs: list[str], seed: int) -> int:
+    from engine.demo import generate_pack
+
+    for name in packs:
+        try:
+            demo = generate_pack(runtime, name, seed=seed)
+        except LookupError as exc:
+            return _fail(str(exc))
+        if demo is None:
+            print(f"{name}: demo data was loaded into this database before; nothing was generated.")
+            continue
+        print(f"{name}: {sum(demo.counts.values()):,} records")
+        for entity, count in demo.counts.items():
+            print(f"  {entity:<24} {count:>8,}")
+        for user in demo.users:
+            print(f"  user {user.username:<16} {user.password:<20} {', '.join(user.roles):<20} {user.display_name}")
     return 0
 
 
@@ -369,10 +393,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="fill the database with demo users and data (standard CRM pack)")
+    p = sub.add_parser("demo", help="fill the database with demo users and data (standard CRM pack, and --pack NAME for others)")
     p.add_argument("--customers", type=int, default=200, help="how many customers (default 200)")
     p.add_argument("--seed", type=int, default=42, help="the same seed gives the same data (default 42)")
     p.add_argument("--force", action="store_true", help="add data even if the database has customers")
+    p.add_argument("--pack", action="append", metavar="NAME",
+                   help="also load this active pack's demo data (its demo.py), once per database; repeatable")
     p.set_defaults(func=cmd_demo)
     return root
 

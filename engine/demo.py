@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,10 +33,12 @@ from pypinyin import Style, lazy_pinyin
 from sqlalchemy.engine import Connection
 
 from engine.metadata.registry import Stage
+from engine.runtime import audit
 from engine.runtime import users as user_accounts
 from engine.runtime.actor import SYSTEM
 from engine.runtime.hooks import _import_file
-from engine.runtime.service import Runtime
+from engine.runtime.query import ListQuery
+from engine.runtime.service import RecordService, Runtime
 
 Row = dict[str, Any]
 BATCH = 5000  # customers per bulk insert round; their contacts, deals etc. go in the same round
@@ -942,3 +945,103 @@ def generate(runtime: Runtime, *, customers: int = 200, seed: int = 42, force: b
         gen.customers(customers, progress)
     summary.seconds = clock.perf_counter() - started
     return summary
+
+
+# -- demo data of other packs (`crm demo --pack NAME`) ------------------------------------------------
+
+
+@dataclass
+class DemoContext:
+    """What a pack's `demo.py` gets: `def generate(demo: DemoContext) -> None`.
+
+    Everything it writes goes into one transaction with the marker that the pack's demo ran, so
+    a failure leaves nothing behind and a second run does nothing. Records are written as the
+    system through `records` (hooks run on `create`, not on `bulk`).
+    """
+
+    runtime: Runtime
+    pack: str
+    conn: Connection
+    records: RecordService
+    rng: random.Random
+    today: date
+    counts: dict[str, int] = field(default_factory=dict)
+    users: list[DemoUser] = field(default_factory=list)
+
+    def create(self, entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """One record, through the runtime's validation and the packs' hooks."""
+        record = self.records.create(entity, dict(values))
+        self.counts[entity] = self.counts.get(entity, 0) + 1
+        return record
+
+    def bulk(self, entity: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Many records at once (validated, no hooks); their ids in order."""
+        ids = self.records.bulk_create(entity, rows) if rows else []
+        self.counts[entity] = self.counts.get(entity, 0) + len(ids)
+        return ids
+
+    def ids(self, entity: str, *filters: str, limit: int | None = None) -> list[int]:
+        """Ids of live records matching the filters (list filter syntax), oldest first."""
+        found: list[int] = []
+        cursor = None
+        while limit is None or len(found) < limit:
+            page = self.records.query(entity, ListQuery(filters=list(filters), sort=["id"], limit=500, cursor=cursor,
+                                                        count=False, titles=()))
+            found += [int(r["id"]) for r in page.rows]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return found[:limit] if limit is not None else found
+
+    def user_id(self, username: str) -> int | None:
+        table = self.runtime.table("crm_user")
+        found = self.conn.execute(sa.select(table.c.id).where(table.c.username == username)).scalar()
+        return int(found) if found is not None else None
+
+    def user(self, username: str, display_name: str, roles: Sequence[str], department: str | None = None,
+             position: str = "") -> int:
+        """A demo user (password `demo-<username>`) with an employee record in `department` (a
+        department's code or name); an existing user is kept as it is. Returns the user's id."""
+        demo_user = DemoUser(username, display_name, tuple(roles), False, department or "", position)
+        found = self.user_id(username)
+        if found is not None:
+            self.users.append(demo_user)
+            return found
+        user_id = user_accounts.create_user(
+            self.runtime, username, demo_user.password, display_name=display_name, roles=tuple(roles),
+            email=f"{username}@demo-crm.cn", language="zh", conn=self.conn).id
+        self.users.append(demo_user)
+        if "employee" in self.runtime.registry.entities:
+            dept = []
+            if department:
+                dept = self.ids("department", f"code eq {department}", limit=1) or \
+                    self.ids("department", f"name eq {department}", limit=1)
+            self.create("employee", {"name": display_name, "user": user_id, "department": dept[0] if dept else None,
+                                     "position": position or None, "email": f"{username}@demo-crm.cn",
+                                     "owner": user_id, "employee_no": f"D-{username}"[:30]})
+        return user_id
+
+
+def pack_demo_loaded(runtime: Runtime, pack: str) -> bool:
+    return any(e["detail"].get("pack") == pack for e in audit.entries(runtime, events=["demo_loaded"], limit=1000))
+
+
+def generate_pack(runtime: Runtime, pack: str, *, seed: int = 42) -> DemoContext | None:
+    """Run the active pack `pack`'s demo.py once per database; None when it had already run.
+    Raises LookupError when the pack is not active or ships no demo.py."""
+    info = next((p for p in runtime.registry.packs if p.name == pack), None)
+    if info is None:
+        raise LookupError(f"pack '{pack}' is not active (active: {', '.join(p.name for p in runtime.registry.packs)})")
+    script = Path(info.path) / "demo.py"
+    if not script.is_file():
+        raise LookupError(f"pack '{pack}' ships no demo data (no {script})")
+    if pack_demo_loaded(runtime, pack):
+        return None
+    module = _import_file(f"crm_pack_demo.{pack}", str(script))
+    with runtime.engine.begin() as conn:
+        demo = DemoContext(runtime, pack, conn, runtime.records(SYSTEM, conn), random.Random(seed),
+                           runtime.now().date())
+        module.generate(demo)
+        audit.record(runtime, "demo_loaded", username="system", conn=conn,
+                     detail={"pack": pack, "seed": seed, "counts": demo.counts})
+    return demo

@@ -149,3 +149,53 @@ def test_command_prints_users_and_is_idempotent(tmp_path: Path) -> None:
     second = run("--customers", "8")
     assert second.returncode == 0, second.stderr
     assert "already exists" in second.stdout and "demo-manager" in second.stdout
+
+
+def test_a_packs_demo_runs_once_in_one_transaction(db_url: str) -> None:
+    from engine.demo import generate_pack
+    from engine.runtime.audit import entries
+    from tests.conftest import FIXTURES
+
+    runtime = make_runtime(db_url, FIXTURES / "sales_basic", FIXTURES / "treed")
+    try:
+        demo = generate_pack(runtime, "treed", seed=3)
+        assert demo is not None and demo.counts == {"account": 1, "stakeholder": 4}
+        assert [u.username for u in demo.users] == ["treerep"]
+        assert check_password(runtime, "treerep", "demo-treerep") is not None
+        rep = check_password(runtime, "treerep", "demo-treerep")
+        assert rep is not None and rep.roles == ("rep",)
+        tree = runtime.records().query("stakeholder", ListQuery(filters=["reports_to is_not_empty"])).rows
+        assert len(tree) == 3
+        assert generate_pack(runtime, "treed") is None  # once per database
+        assert runtime.records().query("account", ListQuery()).total == 1
+        assert [e["detail"]["pack"] for e in entries(runtime, events=["demo_loaded"])] == ["treed"]
+        with pytest.raises(LookupError, match="ships no demo data"):
+            generate_pack(runtime, "sales_basic")
+        with pytest.raises(LookupError, match="is not active"):
+            generate_pack(runtime, "field_service")
+    finally:
+        runtime.engine.dispose()
+
+
+def test_a_failing_pack_demo_leaves_nothing_behind(db_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from engine.demo import generate_pack
+    from tests.conftest import FIXTURES
+
+    pack = tmp_path / "treed"
+    shutil.copytree(FIXTURES / "treed", pack)
+    script = pack / "demo.py"
+    script.write_text(script.read_text(encoding="utf-8") + "    raise RuntimeError('boom')\n", encoding="utf-8")
+    runtime = make_runtime(db_url, FIXTURES / "sales_basic", pack)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            generate_pack(runtime, "treed")
+        assert runtime.records().query("account", ListQuery()).total == 0
+        assert check_password(runtime, "treerep", "demo-treerep") is None  # the user went too
+        script.write_text(script.read_text(encoding="utf-8").replace("    raise RuntimeError('boom')\n", ""),
+                          encoding="utf-8")
+        sys.modules.pop("crm_pack_demo.treed", None)  # the script changed: import it again
+        assert generate_pack(runtime, "treed") is not None  # not marked as loaded: it runs again
+    finally:
+        runtime.engine.dispose()

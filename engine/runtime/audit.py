@@ -1,7 +1,8 @@
 """The audit log: security-relevant events, kept apart from record history.
 
 Sign-ins (success and failure, with the address), exports (who, what, how many rows, which
-filters), purges, and changes to users' roles and to role permissions. Written in the caller's
+filters), purges, changes to users' roles and to role permissions, and demo data loaded into the
+database (so a pack's demo runs once). Written in the caller's
 transaction when there is one, so an event is logged exactly when its change commits.
 """
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from engine.runtime.service import Runtime
 
 EVENTS = ("login", "login_failed", "logout", "export", "purge", "roles_changed", "role_permissions_changed",
-          "password_changed")
+          "password_changed", "demo_loaded")
 
 
 def record(runtime: Runtime, event: str, *, user_id: int | None = None, username: str = "", address: str = "",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection
 
 from engine.i18n import Message
 from engine.runtime import audit
@@ -46,7 +48,8 @@ def password_problems(username: str, password: str) -> list[Message]:
 
 def create_user(runtime: Runtime, username: str, password: str, *, display_name: str | None = None,
                 roles: tuple[str, ...] = (), is_admin: bool = False, email: str | None = None,
-                language: str | None = None) -> User:
+                language: str | None = None, conn: Connection | None = None) -> User:
+    """A new active user (password checked against the policy); in `conn`'s transaction if given."""
     errors: dict[str, list[Message]] = {}
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
@@ -60,7 +63,7 @@ def create_user(runtime: Runtime, username: str, password: str, *, display_name:
                 "en": f"Unknown role '{role}' (roles: {', '.join(runtime.registry.roles)}).",
                 "zh": f"未知角色“{role}”。"}}))
     users = runtime.table("crm_user")
-    with runtime.engine.begin() as conn:
+    with nullcontext(conn) if conn is not None else runtime.engine.begin() as conn:
         if not errors and conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
             errors["username"] = [Message("not_unique", {"value": username})]
         if errors:
