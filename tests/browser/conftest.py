@@ -32,6 +32,23 @@ def crm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrmServer]:
     server.stop()
 
 
+INDUSTRY_PACKS = ("project_sales", "membership_retail", "field_service")
+
+
+@pytest.fixture(scope="session")
+def industry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrmServer]:
+    """A second real server: the standard demo, then the industry packs installed onto it with
+    `crm pack install` and their demo data loaded with `crm demo --pack`."""
+    packs = tuple(ROOT / "packs" / "industry_templates" / name for name in INDUSTRY_PACKS)
+    server = CrmServer(tmp_path_factory.mktemp("crm-industry-server"), install=packs)
+    try:
+        server.start()
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     problem = chromium_problem()

@@ -52,6 +52,7 @@ class CrmServer:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    install: tuple[Path, ...] = ()  # packs installed (`crm pack install`) after the standard demo, with their demo
 
     @property
     def url(self) -> str:
@@ -84,6 +85,10 @@ class CrmServer:
                     "CRM_LANGUAGE": "en", "CRM_FILES_DIR": str(self.workdir / "files"),
                     "PYTHONPATH": os.pathsep.join([str(ROOT), base.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         self.crm("demo", "--customers", str(self.customers))
+        for pack in self.install:  # as an operator adds an industry pack to a running CRM
+            self.crm("pack", "install", str(pack))
+        if self.install:
+            self.crm("demo", *[arg for pack in self.install for arg in ("--pack", pack.name)])
         self.port = self.port or free_port()
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(crm_command() + ["serve", "--port", str(self.port), "--migrate"],
