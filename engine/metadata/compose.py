@@ -210,6 +210,11 @@ def _merge_entity(comp: Composition, doc: Document) -> None:
         if existing is not None:
             if existing.spec.get("_system"):
                 comp.errors.append(doc.error(("fields", name), f"'{name}' is a system field every entity has; choose another name"))
+            elif existing.pack != doc.pack and existing.pack not in comp.visible.get(doc.pack, set()):
+                comp.errors.append(doc.error(("fields", name), (
+                    f"packs '{existing.pack}' and '{doc.pack}' both add field '{key}.{name}' (also in {existing.where()}); "
+                    "neither depends on the other, so they cannot be active together: rename the field in one of "
+                    "them (prefixing a pack's own fields with a short pack code avoids such clashes)")))
             else:
                 comp.errors.append(doc.error(("fields", name), f"field '{key}.{name}' is already defined in {existing.where()}; "
                                                                "add 'extend: true' to change it, or choose another name"))

@@ -106,8 +106,10 @@ def test_redefining_an_entity_without_extend_names_both_files() -> None:
 def test_two_packs_adding_the_same_field_names_both_files() -> None:
     errors = errors_of("layer_base", "broken_clash_a", "broken_clash_b")
     assert len(errors) == 1
-    error = find(errors, "broken_clash_b/entities/company.yaml", 3, "fields.region", "field 'company.region' is already defined in")
+    error = find(errors, "broken_clash_b/entities/company.yaml", 3, "fields.region",
+                 "packs 'broken_clash_a' and 'broken_clash_b' both add field 'company.region'")
     assert "broken_clash_a/entities/company.yaml:3" in error.message
+    assert "neither depends on the other" in error.message
 
 
 def test_extending_an_entity_nobody_defines() -> None:
