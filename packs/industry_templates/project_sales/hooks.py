@@ -25,7 +25,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from engine.plugins import ActionContext, HookContext, action, hook
-from engine.runtime.errors import NotFound
 from engine.runtime.query import ListQuery
 
 CHILDREN = ("decision_maker", "opportunity_competitor", "opportunity_stage_plan")  # owned as the opportunity
@@ -55,12 +54,12 @@ def rows(ctx: Any, entity: str, *filters: str, sort: tuple[str, ...] = ("id",)) 
 
 
 def fetch(ctx: Any, entity: str, record_id: Any) -> dict[str, Any] | None:
+    """A live record by id, or None. (A query without titles: `get` joins the title of every
+    referenced record, which hooks do not need.)"""
     if record_id is None:
         return None
-    try:
-        return ctx.records.get(entity, record_id)
-    except NotFound:
-        return None
+    found = ctx.records.query(entity, ListQuery(filters=[f"id eq {int(record_id)}"], limit=1, count=False, titles=())).rows
+    return found[0] if found else None
 
 
 def may(ctx: Any, entity: str, action_key: str, record: dict[str, Any] | None, *, shares: bool = True) -> bool:
@@ -420,10 +419,11 @@ def task_rules(ctx: HookContext) -> None:
         return  # their own role reaches the task (a manager of the requester, an administrator)
     changed = {k for k in ctx.entity.fields if not ctx.entity.fields[k].system and ctx.changed(k)} - ASSIGNEE_MAY_CHANGE
     if changed:
+        def names(lang: str) -> str:
+            return ("、" if lang == "zh" else ", ").join(ctx.entity.fields[k].title(lang) for k in sorted(changed))
+
         registry = ctx.records.registry
-        ctx.reject({lang: registry.message("assignee_may_only_work", lang, fields="、".join(
-            ctx.entity.fields[k].title(lang) for k in sorted(changed)) if lang == "zh" else ", ".join(
-            ctx.entity.fields[k].title(lang) for k in sorted(changed))) for lang in ("en", "zh")})
+        ctx.reject({lang: registry.message("assignee_may_only_work", lang, fields=names(lang)) for lang in ("en", "zh")})
     if record.get("status") == "cancelled" and ctx.changed("status"):
         ctx.reject(ctx.message("assignee_cannot_cancel"), field="status")
 
@@ -431,7 +431,7 @@ def task_rules(ctx: HookContext) -> None:
 @hook("project_task", "before_save")
 def task_completion_date(ctx: HookContext) -> None:
     if ctx.record.get("status") == "done":
-        if not ctx.record.get("completed_on") or ctx.changed("status"):
+        if not ctx.record.get("completed_on") or (not ctx.is_new and ctx.changed("status")):
             ctx.record["completed_on"] = today(ctx)
     else:
         ctx.record["completed_on"] = None
