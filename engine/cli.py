@@ -29,7 +29,7 @@ def _fail(message: str) -> int:
 
 def cmd_pack_validate(args: argparse.Namespace) -> int:
     from engine.metadata import validate
-    from engine.metadata.packs import read_pack, resolve_pack_dirs
+    from engine.metadata.packs import with_dependencies
 
     config = load_config()
     folders = [Path(d) for d in args.dirs]
@@ -37,20 +37,7 @@ def cmd_pack_validate(args: argparse.Namespace) -> int:
         if not (folder / "pack.yaml").is_file():
             return _fail(f"{folder}: not a pack folder (no pack.yaml)")
     # Dependencies not given on the command line are found the way active packs are.
-    names = set()
-    pending = list(folders)
-    while pending:
-        pack, _ = read_pack(pending.pop())
-        if pack is None:
-            continue
-        names.add(pack.name)
-        for dep in pack.depends:
-            if dep not in names and not any(f.name == dep for f in folders):
-                found, _missing = resolve_pack_dirs([dep], list(config.pack_search))
-                for f in found:
-                    if f not in folders:
-                        folders.append(f)
-                        pending.append(f)
+    folders = with_dependencies(folders, list(config.pack_search))
     errors = validate(folders)
     for error in errors:
         print(error)
@@ -63,6 +50,31 @@ def cmd_pack_validate(args: argparse.Namespace) -> int:
     print(f"OK: {len(registry.packs)} pack(s), {len(registry.entities)} entities, "
           f"{sum(len(e.user_fields) for e in registry.entities.values())} fields, "
           f"{len(registry.picklists)} pick-lists, {len(registry.roles)} roles")
+    return 0
+
+
+def cmd_pack_new(args: argparse.Namespace) -> int:
+    from engine.metadata import MetadataError
+    from engine.metadata.packs import resolve_pack_dirs, with_dependencies
+    from engine.scaffold import ScaffoldError, create_pack
+
+    config = load_config()
+    folder = Path(args.dir or Path("packs") / args.name)
+    base_dirs = None
+    if args.extends != "none":
+        found, missing = resolve_pack_dirs([args.extends], list(config.pack_search))
+        if missing:
+            return _fail(f"pack '{args.extends}' not found (looked in {', '.join(map(str, config.pack_search))})")
+        # The base pack last: the examples extend what it defines.
+        base_dirs = [*with_dependencies(found, list(config.pack_search))[1:], found[0]]
+    try:
+        written = create_pack(args.name, folder, base_dirs)
+    except (ScaffoldError, MetadataError) as exc:
+        return _fail(str(exc))
+    print(f"Created pack '{args.name}' in {folder}:")
+    for path in written:
+        print(f"  {path.relative_to(folder)}")
+    print(f"\nNext: crm pack validate {folder}   then   pytest {folder / 'tests'}")
     return 0
 
 
@@ -319,6 +331,12 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pack_validate)
     p = pack.add_parser("list", help="the active packs")
     p.set_defaults(func=cmd_pack_list)
+    p = pack.add_parser("new", help="scaffold a working pack folder to start a partner pack from")
+    p.add_argument("name", help="the pack's name: lower-case letters, digits and _")
+    p.add_argument("--extends", default="standard_crm", metavar="PACK",
+                   help="the pack it builds on (default standard_crm; 'none' for a pack on its own)")
+    p.add_argument("--dir", help="where to write it (default packs/NAME)")
+    p.set_defaults(func=cmd_pack_new)
     for name, text in (("install", "validate a pack folder with the active packs, migrate, activate it"),
                        ("upgrade", "replace an installed pack by a newer version (customisations stay on top)")):
         p = pack.add_parser(name, help=text)

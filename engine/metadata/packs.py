@@ -119,3 +119,24 @@ def resolve_pack_dirs(names: list[str], search: list[Path]) -> tuple[list[Path],
         else:
             missing.append(item)
     return found, missing
+
+
+def with_dependencies(folders: list[Path], search: list[Path]) -> list[Path]:
+    """`folders` plus the packs they depend on, transitively, found the way active packs are
+    (dependencies missing from `search` are left out; validation then names them)."""
+    folders = list(folders)
+    names: set[str] = set()
+    pending = list(folders)
+    while pending:
+        pack, _ = read_pack(pending.pop())
+        if pack is None:
+            continue
+        names.add(pack.name)
+        for dep in pack.depends:
+            if dep not in names and not any(f.name == dep for f in folders):
+                found, _missing = resolve_pack_dirs([dep], search)
+                for folder in found:
+                    if folder not in folders:
+                        folders.append(folder)
+                        pending.append(folder)
+    return folders
