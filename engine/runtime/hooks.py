@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.i18n import Message
 from engine.metadata.registry import Action, Entity, PackInfo
-from engine.runtime.actor import Actor
+from engine.runtime.actor import SYSTEM, Actor
 from engine.runtime.errors import Rejected
 
 if TYPE_CHECKING:
@@ -53,6 +53,13 @@ class PackCode:
     def setting(self, key: str) -> Any:
         """A system setting declared by a pack (the administrator's value, else its default)."""
         return self.records.runtime.setting(key)
+
+    def may(self, entity: str, action: str, record: Mapping[str, Any] | None = None) -> bool:
+        """Whether the user behind this change may do `action` on `record` by their own roles
+        (scope, shares, pool). `ctx.records` is trusted and checks nothing, so a hook that acts on
+        the user's behalf asks here first. Jobs run as the system, which may do anything."""
+        actor = getattr(self, "actor", SYSTEM)
+        return self.records.runtime.records(actor, self.records.conn).allows(entity, action, record)
 
 
 @dataclass

@@ -183,6 +183,11 @@ class RecordService:
         with self.runtime.engine.connect() as conn:
             return conn.execute(stmt).scalar()
 
+    def allows(self, entity_key: str, action: str, record: Mapping[str, Any] | None = None) -> bool:
+        """Whether this service's actor may do `action` on `record` (or on the entity, without one)
+        by their roles: scope, shares and pool. Never raises for a refusal."""
+        return self._allows(self.entity(entity_key), action, record)
+
     def _allows(self, entity: Entity, action: str, record: Mapping[str, Any] | None) -> bool:
         share = (lambda: self._share_level(entity, record.get("id"))) if record is not None else None
         return self.runtime.access.allows(self.actor, entity, action, record, share)

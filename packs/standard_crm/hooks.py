@@ -253,12 +253,6 @@ def same_key_customers(ctx: Any, field: str, key: str | None, exclude: int | Non
                                                    titles=("owner",))).rows
 
 
-def may(ctx: Any, entity: str, action_key: str, record: dict[str, Any] | None) -> bool:
-    """May the acting user do `action_key` on `record` by their roles (scope, shares, pool)?"""
-    user = ctx.records.runtime.records(ctx.actor, ctx.records.conn)
-    return bool(user._allows(ctx.records.registry.entity(entity), action_key, record))
-
-
 def user_name(ctx: Any, user_id: int | None) -> str:
     """A user's name as the organisation knows it (their employee record), else '#id'."""
     if user_id is None:
@@ -316,7 +310,7 @@ def release(ctx: Any, customer: dict[str, Any], reason: str) -> dict[str, Any]:
 def to_pool(ctx: ActionContext) -> None:
     """The owner (or a manager who may reassign the customer) releases it to the pool."""
     customer = ctx.record
-    if customer.get("owner") != ctx.actor.user_id and not may(ctx, "customer", "assign", customer):
+    if customer.get("owner") != ctx.actor.user_id and not ctx.may("customer", "assign", customer):
         ctx.reject(ctx.message("pool_release_not_owner"))
     release(ctx, customer, ctx.inputs["reason"])
     ctx.done(ctx.message("pool_customer_released", name=customer["name"]))
@@ -336,7 +330,7 @@ def claim(ctx: ActionContext) -> None:
 def assign_from_pool(ctx: ActionContext) -> None:
     """A manager gives a pool customer to someone they may assign records to (their team)."""
     customer, user = ctx.record, ctx.inputs["user"]
-    if not may(ctx, "customer", "assign", {"owner": user}):
+    if not ctx.may("customer", "assign", {"owner": user}):
         ctx.reject(ctx.message("pool_assign_outside_team", user=user_name(ctx, user)), field="user")
     ctx.records.update("customer", customer["id"], {"owner": user}, customer["version"])
     ctx.done(ctx.message("pool_customer_assigned", name=customer["name"], user=user_name(ctx, user)))
@@ -456,7 +450,7 @@ def merge(ctx: ActionContext) -> None:
         duplicate = as_user(ctx).get("customer", duplicate_id)
     except NotFound:
         ctx.reject(ctx.message("merge_duplicate_not_found"), field="duplicate")
-    if not may(ctx, "customer", "edit", duplicate):
+    if not ctx.may("customer", "edit", duplicate):
         ctx.reject(ctx.message("merge_needs_edit", name=duplicate["name"]), field="duplicate")
     moved = 0
     for ref in ctx.records.registry.referencing("customer"):
@@ -656,7 +650,7 @@ def create_order(ctx: ActionContext) -> None:
     transaction; a quote gives one order only (an order already made from it, even in the
     recycle bin, refuses a second one)."""
     quote = ctx.record
-    if not may(ctx, "order", "create", None):
+    if not ctx.may("order", "create", None):
         ctx.reject(ctx.message("quote_order_not_allowed"))
     for trash in (False, True):
         existing = ctx.records.query("order", ListQuery(filters=[f"quote eq {quote['id']}"], trash=trash, limit=1,
