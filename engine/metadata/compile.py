@@ -148,14 +148,18 @@ def _entity(draft: EntityDraft, picklists: dict[str, Picklist]) -> Entity:
         pool = data.get("pool", pool)
         search += [s for s in data.get("search") or [] if s not in search]
         layouts = data.get("layouts") or {}
-        form += layouts.get("form") or []
-        detail += layouts.get("detail") or []
+        replace = set(layouts.get("replace") or ())  # stated whole (the studio's layout editor)
+        form = (form if "form" not in replace else []) + list(layouts.get("form") or [])
+        detail = (detail if "detail" not in replace else []) + list(layouts.get("detail") or [])
         lst = layouts.get("list") or {}
+        if "list" in replace:
+            columns, filters = [], []
         columns += [c for c in lst.get("columns") or [] if c not in columns]
         filters += [c for c in lst.get("filters") or [] if c not in filters]
         sort = list(lst.get("sort") or sort)
         views += [View(v["key"], dict(v["label"]), tuple(v.get("filter") or ()), tuple(v.get("sort") or ()),
                        tuple(v.get("columns") or ())) for v in lst.get("views") or []]
+        related = related if "related" not in replace else []
         related += [Related(t["entity"], t["via"], tuple(t.get("columns") or ()), t.get("label"),
                             highlight_filters(t.get("highlight")), t.get("tree"))
                     for t in layouts.get("related") or []]
@@ -212,4 +216,5 @@ def _role(key: str, docs: list[Any]) -> Role:
                 pool[entity] = tuple(grants.pop("pool") or ())
             permissions.setdefault(entity, {}).update(grants)
         fields.update(doc.data.get("fields") or {})
+    fields = {k: v for k, v in fields.items() if v != "visible"}  # "visible": a later layer lifts a rule
     return Role(key, dict(label), frozen({k: frozen(v) for k, v in permissions.items()}), frozen(pool), frozen(fields))

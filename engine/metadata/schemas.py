@@ -45,7 +45,7 @@ def field_validator(type_name: str) -> Draft202012Validator:
 NAME = "a valid name (lower-case letters, digits and _, starting with a letter)"
 PATTERNS = {
     "^[a-z][a-z0-9_]*$": NAME,
-    "^(?!crm_|x_)[a-z][a-z0-9_]*$": NAME[:-1] + "; not starting with crm_ or x_)",
+    "^(?!crm_)[a-z][a-z0-9_]*$": NAME[:-1] + "; not starting with crm_)",
     "^-?[a-z][a-z0-9_]*$": "a field name, optionally with '-' in front for descending order",
     "^\\d+\\.\\d+\\.\\d+$": "a version MAJOR.MINOR.PATCH such as 1.0.0",
     "^[A-Za-z0-9_][A-Za-z0-9_.-]*$": "a valid option key (letters, digits, _ . -)",

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from engine.runtime.tables import system_tables
 
-KINDS = ("entity", "picklist", "role")
+KINDS = ("entity", "picklist", "role", "menu")  # menu: the layer's menu groups (key "menu", data {"menu": [...]})
 
 
 def _table() -> sa.Table:

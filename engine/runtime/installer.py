@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 
-from engine.metadata import MetadataError, load_registry
+from engine.metadata import CUSTOM_PREFIX, EXPORT_NAME, MetadataError, load_registry
 from engine.metadata.packs import read_pack
 from engine.runtime.customization import load_overlay
 from engine.runtime.service import Runtime
@@ -133,13 +133,21 @@ def export_customizations(engine: Engine, folder: Path, depends: list[str]) -> i
     """Write the customisation layer as a pack folder that `crm pack validate` accepts."""
     docs = load_overlay(engine)
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {"name": "customizations", "version": "1.0.0",
-                "label": {"en": "Customizations", "zh": "自定义"}, "depends": depends}
+    manifest: dict[str, Any] = {"name": EXPORT_NAME, "version": "1.0.0",
+                                "label": {"en": "Customizations", "zh": "自定义"}, "depends": depends}
+    defined = {d["data"].get("entity") for d in docs if d["kind"] == "entity"}
+    for doc in docs:
+        if doc["kind"] == "menu":  # the layer's menu groups go into pack.yaml
+            manifest["menu"] = [{**g, "entities": [e for e in g.get("entities") or []
+                                                   if not str(e).startswith(CUSTOM_PREFIX) or e in defined]}
+                                for g in doc["data"].get("menu") or []]
     (folder / "pack.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True, sort_keys=False), encoding="utf-8")
     for doc in docs:
         kind, data = doc["kind"], doc["data"]
+        if kind not in FOLDERS:
+            continue
         sub = folder / FOLDERS[kind]
         sub.mkdir(exist_ok=True)
         key = data.get("extend") or data.get(kind) or "document"
         (sub / f"{key}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return len(docs)
+    return len(docs)  # menu included (in pack.yaml)

@@ -24,7 +24,7 @@ from engine.config import Config, load_config
 from engine.runtime.service import Runtime
 from engine.ui import sessions
 from engine.ui.render import make_templates
-from engine.ui.views import admin, auth, home, records, studio
+from engine.ui.views import admin, auth, home, records, studio, studio_layout
 from engine.ui.web import AppState, EdgeMiddleware, error_page, json_error
 
 STATIC = Path(__file__).parent / "static"
@@ -50,13 +50,17 @@ def routes() -> list[BaseRoute]:
         Route("/admin/studio/revisions/{revision_id:int}/revert", studio.revert, methods=post),
         Route("/admin/studio/picklists", studio.picklists, methods=get),
         Route("/admin/studio/picklists/{key}", studio.picklist_editor, methods=["GET", "POST"]),
+        Route("/admin/studio/new-entity", studio.new_entity, methods=["GET", "POST"]),
         Route("/admin/studio/{entity}", studio.entity_studio, methods=["GET", "POST"]),
+        Route("/admin/studio/{entity}/remove", studio.remove_entity, methods=post),
+        Route("/admin/studio/{entity}/layouts/{kind}", studio_layout.layout_editor, methods=["GET", "POST"]),
         Route("/admin/studio/{entity}/fields/{field}", studio.edit_field, methods=["GET", "POST"]),
         Route("/admin/studio/{entity}/fields/{field}/deactivate", studio.deactivate_field, methods=post),
         Route("/admin/settings", studio.settings_form, methods=["GET", "POST"]),
         Route("/admin/users", studio.users_roles, methods=["GET", "POST"]),
         Route("/admin/roles", studio.role_grid, methods=get),
         Route("/admin/roles/{key}", studio.role_grid, methods=["GET", "POST"]),
+        Route("/admin/roles/{key}/fields/{entity}", studio.role_fields, methods=["GET", "POST"]),
         Route("/app/{entity}", records.list_view, methods=get),
         Route("/app/{entity}/export.csv", records.export_csv, methods=get),
         Route("/app/{entity}/bulk", records.bulk, methods=post),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from engine.runtime.service import Runtime
 from engine.runtime.users import User, load_user
 from engine.ui import web
 from engine.ui.app import build_app
-from tests.ui.conftest import PASSWORDS, csrf_of, login
+from tests.ui.conftest import PASSWORDS, STANDARD, csrf_of, login
 
 Client = Callable[..., TestClient]
 
@@ -166,3 +167,117 @@ def test_role_grid_changes_scopes_live_and_audits(client_for: Client, crm: Runti
     assert "Role permissions changed" in admin.get("/admin/audit").text
     admin.post("/admin/roles/salesperson", data={"_csrf": token, **selects})  # back to the packs' grant
     assert "别人的客户" not in sales.get("/app/customer").text
+
+
+# -- the administrator's own entities ---------------------------------------------------------------
+
+ENTITY = {"name": "project", "label_zh": "项目", "label_en": "Project", "menu": "sales",
+          "title_name": "name", "title_zh": "项目名称", "title_en": "Project name",
+          "f1_name": "customer", "f1_type": "reference", "f1_target": "customer", "f1_label_zh": "客户",
+          "f1_label_en": "Customer", "f1_tab": "1",
+          "f2_name": "phase", "f2_type": "stage", "f2_label_zh": "阶段", "f2_label_en": "Phase",
+          "f2_options": "plan|规划|Planning\nbuild|实施|Building\ndone|完成|Done|won",
+          "f3_name": "budget", "f3_type": "money", "f3_label_zh": "预算", "f3_label_en": "Budget",
+          "f4_name": "kind", "f4_type": "choice", "f4_label_zh": "类型", "f4_label_en": "Kind",
+          "f4_options": "new|新建|New build\nupgrade|改造|Upgrade",
+          "f5_name": "notes", "f5_type": "text", "f5_label_zh": "备注", "f5_label_en": "Notes"}
+
+
+def newest_revision(admin: TestClient, document: str) -> str:
+    """The id of the newest revision of a document ("entity x_project") in the studio's history."""
+    html = admin.get("/admin/studio").text
+    row = re.search(rf"<td>{re.escape(document)}</td>.*?data-test=\"undo-(\d+)\"", html, re.S)
+    assert row, f"no revision of {document}"
+    return row.group(1)
+
+
+def related_tab(client: TestClient, url: str, child: str) -> str:
+    """The HTML of a record page with the tab of `child` records open."""
+    found = re.search(rf'href="[^"]*\?tab=(r\d+)"[^>]*data-test="tab-{child}"', client.get(url).text)
+    assert found, f"no {child} tab on {url}"
+    return client.get(f"{url}?tab={found.group(1)}").text
+
+
+def test_custom_entity_gets_every_screen_and_the_api_and_undo_takes_it_off(
+        client_for: Client, crm: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(web, "RELOAD_SECONDS", 0.0)
+    admin = client_for("admin")
+    assert admin.get("/admin/studio/new-entity").status_code == 200
+    token = csrf_of(admin, "/admin/studio/new-entity")
+
+    # bad input: clear errors beside the rows, everything typed comes back, nothing is stored
+    bad = admin.post("/admin/studio/new-entity", data={
+        "_csrf": token, **ENTITY, "name": "Bad name!", "f3_name": "customer", "f6_name": "site", "f6_type": "reference",
+        "f6_label_zh": "现场", "f6_label_en": "Site", "preview": "1"})
+    assert bad.status_code == 422
+    assert "Use lower-case letters" in bad.text and "Field 3: A field (or pick-list) of this name exists" in bad.text
+    assert "Field 6: Choose the entity the link points to." in bad.text
+    assert 'value="Bad name!"' in bad.text and "plan|规划|Planning" in bad.text
+    assert "x_project" not in admin.get("/admin/studio").text
+
+    preview = admin.post("/admin/studio/new-entity", data={"_csrf": token, **ENTITY, "preview": "1"})
+    assert preview.status_code == 200, preview.text[-2000:]
+    assert re.search(r"CREATE TABLE x_project", preview.text) and "/app/x_project/board" in preview.text
+    applied = admin.post("/admin/studio/new-entity", data={"_csrf": token, **ENTITY, "apply": "1"})
+    assert applied.status_code == 303 and applied.headers["location"] == "/admin/studio/x_project"
+    again = admin.post("/admin/studio/new-entity", data={"_csrf": token, **ENTITY, "preview": "1"})
+    assert again.status_code == 422 and "An entity of this name exists already" in again.text
+
+    # every generated screen, the search and the API, for the administrator at once
+    assert 'href="/app/x_project"' in admin.get("/").text  # in the Sales menu group
+    form = admin.get("/app/x_project/new").text
+    for name in ("name", "customer", "phase", "budget", "kind", "notes"):
+        assert f'name="{name}"' in form, name
+    customer = crm.records().create("customer", {"name": "华东机械"})
+    made = admin.post("/app/x_project/new", data={"_csrf": token, "name": "二期改造", "customer": customer["id"],
+                                                  "budget": "1,200,000", "kind": "upgrade", "phase": "build"})
+    assert made.status_code == 303, made.text[-1500:]
+    record_url = made.headers["location"]
+    detail = admin.get(record_url).text
+    assert "二期改造" in detail and "Upgrade" in detail and "Building" in detail
+    assert "二期改造" in admin.get("/app/x_project?f.kind=upgrade").text
+    assert "二期改造" in admin.get("/app/x_project/board").text
+    assert "二期改造" in admin.get("/search?q=二期").text
+    assert "二期改造" in related_tab(admin, f"/app/customer/{customer['id']}", "x_project")  # a tab on the customer
+    api = admin.get("/api/v1/x_project")
+    assert api.status_code == 200 and api.json()["data"][0]["name"] == "二期改造"
+    assert "x_project" in admin.get("/api/openapi.json").text
+
+    # other roles: nothing until the role grid grants it
+    sales = client_for("sales1")
+    assert sales.get("/app/x_project").status_code == 404  # entities a user may not read are not there
+    assert 'href="/app/x_project"' not in sales.get("/").text
+    grid = admin.get("/admin/roles/salesperson").text
+    selects = dict(re.findall(r'<select name="([a-z_]+\.[a-z]+)"[^>]*>.*?<option value="([a-z]+)" selected', grid, re.S))
+    assert selects["x_project.read"] == "none"
+    admin.post("/admin/roles/salesperson", data={"_csrf": token, **selects, "x_project.read": "all",
+                                                 "x_project.create": "all"})
+    assert "二期改造" in sales.get("/app/x_project").text
+
+    # the customisation layer exported as a pack validates with the standard pack
+    from engine.metadata import validate
+    from engine.runtime.installer import export_customizations
+
+    export_customizations(crm.engine, tmp_path / "custom", ["standard_crm"])
+    assert validate([STANDARD, tmp_path / "custom"]) == []
+
+    # undo the entity: off every screen, the menu, the tab and the role grid; the table and data stay
+    undone = admin.post(f"/admin/studio/revisions/{newest_revision(admin, 'entity x_project')}/revert",
+                        data={"_csrf": token, "before": "1"})
+    assert undone.status_code == 303
+    assert admin.get("/app/x_project").status_code == 404 and admin.get(record_url).status_code == 404
+    assert 'href="/app/x_project"' not in admin.get("/").text
+    assert 'data-test="tab-x_project"' not in admin.get(f"/app/customer/{customer['id']}").text
+    assert "x_project" not in admin.get("/admin/roles/salesperson").text
+    assert "x_project" not in admin.get("/api/openapi.json").text
+    with crm.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM x_project")).scalar() == "二期改造"
+    # making the definition current again brings it back, with its menu entry
+    restored = admin.post(f"/admin/studio/revisions/{newest_revision(admin, 'entity x_project')}/revert",
+                          data={"_csrf": token, "before": "1"})
+    assert restored.status_code == 303
+    assert "二期改造" in admin.get("/app/x_project").text and 'href="/app/x_project"' in admin.get("/").text
+    # the entity page removes it too
+    assert admin.post("/admin/studio/x_project/remove", data={"_csrf": token}).status_code == 303
+    assert admin.get("/app/x_project").status_code == 404
+    assert admin.post("/admin/studio/customer/remove", data={"_csrf": token}).status_code == 404  # a pack's entity

@@ -21,8 +21,8 @@ from starlette.responses import Response
 
 from engine.fieldtypes.autonumber import render
 from engine.i18n import Message
-from engine.metadata import MetadataError, load_registry
-from engine.metadata.registry import ACTIONS, SCOPES, Registry
+from engine.metadata import CUSTOM_PREFIX, MetadataError, load_registry
+from engine.metadata.registry import ACTIONS, SCOPES, SYSTEM_FIELDS, Registry
 from engine.runtime import audit, migrate
 from engine.runtime.customization import KINDS, load_overlay, reload, save_customization
 from engine.runtime.errors import NotFound, ValidationFailed
@@ -31,7 +31,7 @@ from engine.runtime.users import load_user, set_roles
 from engine.ui.views.admin import require_admin
 from engine.ui.web import Ctx, page
 
-PREFIX = "x_"
+PREFIX = CUSTOM_PREFIX
 
 
 def unknown(what: str) -> Message:
@@ -41,7 +41,7 @@ def unknown(what: str) -> Message:
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 FIELD_TYPES = ("string", "text", "integer", "decimal", "money", "percent", "boolean", "date", "datetime", "email",
-               "phone", "url", "choice", "multi_choice", "reference", "user")
+               "phone", "url", "choice", "multi_choice", "stage", "reference", "user")
 
 
 # -- the layer ------------------------------------------------------------------------------------
@@ -87,54 +87,93 @@ def studio(ctx: Ctx) -> Response:
     return ctx.render("studio.html", revisions=revisions)
 
 
-def field_form(ctx: Ctx) -> dict[str, str]:
+def field_form(ctx: Ctx, prefix: str = "") -> dict[str, str]:
+    """The add-a-field form's values (`prefix`: one row of the new-entity form, such as "f2_")."""
     keys = ("name", "type", "label_en", "label_zh", "help_en", "help_zh", "options", "target", "section",
-            "default", "required", "in_list", "in_filters", "max_length")
-    return {k: ctx.param(k) for k in keys}
+            "default", "required", "in_list", "in_filters", "max_length", "tab")
+    return {k: ctx.param(prefix + k) for k in keys}
 
 
-def field_changes(ctx: Ctx, entity_key: str, form: dict[str, str]) -> tuple[dict[tuple[str, str], Any], dict[str, str]]:
-    """The layer documents a new custom field makes (entity extension, maybe a pick-list)."""
+def parse_options(text: str, *, stages: bool = False) -> list[dict[str, Any]]:
+    """Options (or stages) typed one per line as `key|中文|English` (stages: `|won` or `|lost` after)."""
+    options: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if not parts[0]:
+            continue
+        key = re.sub(r"[^a-z0-9_]", "_", parts[0].lower()).strip("_") or f"o{len(options) + 1}"
+        key = key if key[0].isalpha() else f"o_{key}"
+        if any(o["key"] == key for o in options):
+            continue
+        zh = parts[1] if len(parts) > 1 and parts[1] else parts[0]
+        en = parts[2] if len(parts) > 2 and parts[2] else parts[0]
+        option: dict[str, Any] = {"key": key, "label": {"en": en, "zh": zh}}
+        if stages and len(parts) > 3 and parts[3] in ("won", "lost"):
+            option["outcome"] = parts[3]
+        options.append(option)
+    return options
+
+
+def field_spec(ctx: Ctx, form: dict[str, str], *, prefix: str, picklist_key: str | None = None
+               ) -> tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, str]]:
+    """A new field from the form: (stored name, field spec, its new pick-list or None, errors by form key).
+    Fields of a pack's entity get the x_ prefix; fields of the administrator's own entities need none."""
     errors: dict[str, str] = {}
     name = form["name"].lower().removeprefix(PREFIX)
     if not NAME.match(name):
         errors["name"] = ctx.t("studio_bad_name")
-    name = PREFIX + name
-    if form["type"] not in FIELD_TYPES:
+    name = prefix + name
+    kind = form["type"]
+    if kind not in FIELD_TYPES:
         errors["type"] = ctx.t("studio_bad_type")
     if not form["label_en"] or not form["label_zh"]:
         errors["label_en"] = ctx.t("studio_labels_needed")
-    spec: dict[str, Any] = {"type": form["type"], "label": {"en": form["label_en"], "zh": form["label_zh"]}}
+    spec: dict[str, Any] = {"type": kind, "label": {"en": form["label_en"], "zh": form["label_zh"]}}
     if form["help_en"] or form["help_zh"]:
         spec["help"] = {"en": form["help_en"] or form["help_zh"], "zh": form["help_zh"] or form["help_en"]}
     if form["required"]:
         spec["required"] = True
     if form["default"]:
         spec["default"] = form["default"]
-    if form["type"] in ("string",) and form["max_length"].isdigit():
+    if kind == "string" and form["max_length"].isdigit():
         spec["max_length"] = int(form["max_length"])
-    changes: dict[tuple[str, str], Any] = {}
-    if form["type"] in ("choice", "multi_choice"):
-        options: list[dict[str, Any]] = []
-        for line in form["options"].splitlines():
-            parts = [p.strip() for p in line.split("|")]
-            if not parts[0]:
-                continue
-            key = re.sub(r"[^a-z0-9_]", "_", parts[0].lower()).strip("_") or f"o{len(options) + 1}"
-            zh = parts[1] if len(parts) > 1 and parts[1] else parts[0]
-            en = parts[2] if len(parts) > 2 and parts[2] else parts[0]
-            options.append({"key": key if key[0].isalpha() else f"o_{key}", "label": {"en": en, "zh": zh}})
+    picklist = None
+    if kind in ("choice", "multi_choice"):
+        options = parse_options(form["options"])
         if not options:
             errors["options"] = ctx.t("studio_options_needed")
-        spec["picklist"] = name
-        changes[("picklist", name)] = {"picklist": name, "label": spec["label"], "options": options}
-    if form["type"] == "reference":
+        spec["picklist"] = picklist_key or name
+        picklist = {"picklist": spec["picklist"], "label": spec["label"], "options": options}
+    if kind == "stage":
+        spec["stages"] = parse_options(form["options"], stages=True)
+        if not spec["stages"]:
+            errors["options"] = ctx.t("studio_options_needed")
+        else:
+            spec.setdefault("default", spec["stages"][0]["key"])
+    if kind == "reference":
+        if form["target"] not in ctx.registry.entities:
+            errors["target"] = ctx.t("studio_target_needed")
         spec["entity"] = form["target"]
-        spec["on_delete"] = "set_null"
+        spec["on_delete"] = "restrict" if spec.get("required") else "set_null"
+    return name, spec, picklist, errors
+
+
+def field_changes(ctx: Ctx, entity_key: str, form: dict[str, str]) -> tuple[dict[tuple[str, str], Any], dict[str, str]]:
+    """The layer documents a new custom field makes (entity extension, maybe a pick-list)."""
     doc = current(ctx.runtime, "entity", entity_key) or {"extend": entity_key}
+    own = "entity" in doc  # an entity the administrator made: its fields need no prefix
+    name, spec, picklist, errors = field_spec(ctx, form, prefix="" if own else PREFIX,
+                                              picklist_key=f"{entity_key}_{form['name'].lower()}" if own else None)
+    entity = ctx.registry.entity(entity_key)
+    if entity.has(name) or name in SYSTEM_FIELDS or name in (doc.get("fields") or {}):
+        errors.setdefault("name", ctx.t("studio_field_exists"))
+    changes: dict[tuple[str, str], Any] = {}
+    if picklist is not None:
+        if picklist["picklist"] in ctx.registry.picklists:
+            errors.setdefault("name", ctx.t("studio_field_exists"))
+        changes[("picklist", picklist["picklist"])] = picklist
     doc.setdefault("fields", {})[name] = spec
     layouts = doc.setdefault("layouts", {})
-    entity = ctx.registry.entity(entity_key)
     if form["section"]:
         section = next((s for s in entity.form if s.label.get("en") == form["section"]), None)
         label = dict(section.label) if section else {"en": form["section"], "zh": form["section"]}
@@ -166,13 +205,16 @@ def entity_studio(ctx: Ctx) -> Response:
                 errors[""] = "; ".join(str(e) for e in exc.errors)
             else:
                 if ctx.param("apply"):
-                    apply(ctx, changes, f"add field {PREFIX}{form['name'].removeprefix(PREFIX)} to {entity.key}")
+                    added = next(iter(set(registry.entity(entity.key).fields) - set(entity.fields)), form["name"])
+                    apply(ctx, changes, f"add field {added} to {entity.key}")
                     ctx.flash(ctx.t("studio_applied"))
                     return ctx.redirect(f"/admin/studio/{entity.key}")
                 ddl = effect(ctx.runtime, registry) or ctx.t("studio_no_ddl")
     custom = current(ctx.runtime, "entity", entity.key) or {}
+    own = "entity" in custom  # the administrator's own entity: every field is custom
+    custom_fields = {n for n, spec in (custom.get("fields") or {}).items() if not spec.get("extend")}
     return ctx.render("studio_entity.html", status=422 if errors else 200, entity=entity, form=form, errors=errors,
-                      ddl=ddl, types=FIELD_TYPES, custom_fields=set(custom.get("fields") or {}),
+                      ddl=ddl, types=FIELD_TYPES, custom_fields=custom_fields, own=own,
                       entities=sorted(ctx.registry.entities.values(), key=lambda e: e.key))
 
 
@@ -231,25 +273,98 @@ def edit_field(ctx: Ctx) -> Response:
                       preview=preview)
 
 
+def without_field(doc: dict[str, Any], name: str) -> None:
+    """Take field `name` out of the layouts of a layer document (its definition stays)."""
+    layouts = doc.get("layouts") or {}
+    replaced = set(layouts.get("replace") or ()) | ({"form", "detail"} if "entity" in doc else set())
+    for kind in ("form", "detail"):
+        if kind not in layouts:
+            continue
+        sections = []
+        for section in layouts[kind]:
+            had = name in section.get("fields", [])
+            section["fields"] = [f for f in section.get("fields", []) if f != name]
+            if section["fields"] or not had or kind in replaced:  # the administrator's empty sections stay
+                sections.append(section)
+        layouts[kind] = sections
+    if "search" in doc:
+        doc["search"] = [f for f in doc["search"] if f != name]
+    lst = layouts.get("list") or {}
+    for key in ("columns", "filters", "sort"):
+        if key in lst:
+            lst[key] = [f for f in lst[key] if f.lstrip("-") != name]
+
+
 @page()
 def deactivate_field(ctx: Ctx) -> Response:
     """Hide a custom field everywhere; its column and data stay (revert brings it back)."""
     require_admin(ctx)
     entity_key, name = ctx.request.path_params["entity"], ctx.request.path_params["field"]
     doc = current(ctx.runtime, "entity", entity_key)
-    if not doc or name not in (doc.get("fields") or {}):
+    if not doc or name not in (doc.get("fields") or {}) or doc["fields"][name].get("extend"):
         raise NotFound(unknown(f"{entity_key}.{name}"))
+    if doc.get("title") == name:
+        ctx.flash(ctx.t("studio_title_stays"), "error")
+        return ctx.redirect(f"/admin/studio/{entity_key}")
     doc["fields"][name] = {**doc["fields"][name], "active": False}
-    for section in (doc.get("layouts") or {}).get("form", []):
-        section["fields"] = [f for f in section.get("fields", []) if f != name]
-    lst = (doc.get("layouts") or {}).get("list") or {}
-    for key in ("columns", "filters"):
-        if key in lst:
-            lst[key] = [f for f in lst[key] if f != name]
-    doc["layouts"]["form"] = [s for s in doc["layouts"].get("form", []) if s.get("fields")]
-    apply(ctx, {("entity", entity_key): doc}, f"deactivate {entity_key}.{name}")
+    without_field(doc, name)
+    changes: dict[tuple[str, str], Any] = {("entity", entity_key): doc}
+    try:
+        candidate(ctx.runtime, changes)
+    except MetadataError as exc:  # e.g. the board or a related tab of another entity uses it
+        ctx.flash("; ".join(str(e) for e in exc.errors), "error")
+        return ctx.redirect(f"/admin/studio/{entity_key}")
+    apply(ctx, changes, f"deactivate {entity_key}.{name}")
     ctx.flash(ctx.t("studio_applied"))
     return ctx.redirect(f"/admin/studio/{entity_key}")
+
+
+def without_entity(runtime: Runtime, key: str) -> dict[tuple[str, str], dict[str, Any] | None]:
+    """The layer changes that take the administrator's entity `key` off every screen: its
+    definition removed, and the related tabs and role grants that name it. Its table and data
+    stay; the menu keeps naming it (a menu entry of an undefined custom entity is skipped), so
+    making its definition current again brings it back where it was."""
+    changes: dict[tuple[str, str], dict[str, Any] | None] = {("entity", key): None}
+    for doc in load_overlay(runtime.engine):
+        kind, data = doc["kind"], doc["data"]
+        doc_key = str(data.get(kind) or data.get("extend"))
+        if kind == "entity" and doc_key != key:
+            tabs = (data.get("layouts") or {}).get("related")
+            if tabs and any(t.get("entity") == key for t in tabs):
+                data["layouts"]["related"] = [t for t in tabs if t.get("entity") != key]
+                changes[("entity", doc_key)] = data
+        elif kind == "role":
+            permissions = {e: g for e, g in (data.get("permissions") or {}).items() if e != key}
+            rules = {f: r for f, r in (data.get("fields") or {}).items() if not f.startswith(key + ".")}
+            if permissions != (data.get("permissions") or {}) or rules != (data.get("fields") or {}):
+                slim = {"extend": data["extend"], **({"permissions": permissions} if permissions else {}),
+                        **({"fields": rules} if rules else {})} if "extend" in data else \
+                    {**data, "permissions": permissions, "fields": rules}
+                changes[("role", doc_key)] = slim if len(slim) > 1 else None
+    return changes
+
+
+def own_entity(runtime: Runtime, key: str) -> bool:
+    """True when the administrator created entity `key` (its definition is in the layer)."""
+    return "entity" in (current(runtime, "entity", key) or {})
+
+
+@page()
+def remove_entity(ctx: Ctx) -> Response:
+    """Take one of the administrator's entities off every screen (its table and data stay)."""
+    require_admin(ctx)
+    key = ctx.request.path_params["entity"]
+    if not own_entity(ctx.runtime, key):
+        raise NotFound(unknown(key))
+    changes = without_entity(ctx.runtime, key)
+    try:
+        candidate(ctx.runtime, changes)
+    except MetadataError as exc:  # a field of another entity still links to it
+        ctx.flash(ctx.t("studio_entity_in_use") + " " + "; ".join(str(e) for e in exc.errors), "error")
+        return ctx.redirect(f"/admin/studio/{key}")
+    apply(ctx, changes, f"remove entity {key}")
+    ctx.flash(ctx.t("studio_entity_removed"))
+    return ctx.redirect("/admin/studio")
 
 
 @page()
@@ -270,13 +385,15 @@ def revert(ctx: Ctx) -> Response:
                                                         table.c.revision < row["revision"])
                                  .order_by(table.c.revision.desc()).limit(1)).mappings().first()
         data = json.loads(prior["data"]) if prior is not None and prior["active"] else None
+    changes: dict[tuple[str, str], dict[str, Any] | None] = {(row["kind"], row["key"]): data}
+    if row["kind"] == "entity" and data is None and own_entity(ctx.runtime, row["key"]):
+        changes = without_entity(ctx.runtime, row["key"])  # an entity of its own: off every screen
     try:
-        candidate(ctx.runtime, {(row["kind"], row["key"]): data})
+        candidate(ctx.runtime, changes)
     except MetadataError as exc:
         ctx.flash("; ".join(str(e) for e in exc.errors), "error")
         return ctx.redirect("/admin/studio")
-    apply(ctx, {(row["kind"], row["key"]): data}, f"revert to revision {row['revision']}" if not before
-          else f"undo revision {row['revision']}")
+    apply(ctx, changes, f"revert to revision {row['revision']}" if not before else f"undo revision {row['revision']}")
     ctx.flash(ctx.t("studio_applied"))
     return ctx.redirect("/admin/studio")
 
@@ -382,7 +499,11 @@ def role_grid(ctx: Ctx) -> Response:
                 scope = ctx.param(f"{entity}.{action}")
                 if scope in SCOPES and scope != base.scope(entity, action):
                     wanted.setdefault(entity, {})[action] = scope
-        doc = {"extend": key, "permissions": wanted} if wanted else None
+        rules = (current(ctx.runtime, "role", key) or {}).get("fields")  # field rules are kept as they are
+        doc: dict[str, Any] | None = {"extend": key, **({"permissions": wanted} if wanted else {}),
+                                      **({"fields": rules} if rules else {})}
+        if doc is not None and len(doc) == 1:
+            doc = None
         if current(ctx.runtime, "role", key) != doc:
             try:
                 candidate(ctx.runtime, {("role", key): doc})
@@ -397,8 +518,62 @@ def role_grid(ctx: Ctx) -> Response:
     role = ctx.registry.roles[key]
     grid = {entity: {action: role.scope(entity, action) for action in ACTIONS} for entity in entities}
     changed = {(e, a) for e in entities for a in ACTIONS if grid[e][a] != base.scope(e, a)}
+    rule_counts = {e: sum(1 for f in role.fields if f.startswith(e + ".")) for e in entities}
     return ctx.render("studio_roles.html", roles=ctx.registry.roles, role=role, grid=grid, changed=changed,
-                      actions=ACTIONS, scopes=SCOPES)
+                      actions=ACTIONS, scopes=SCOPES, rule_counts=rule_counts)
+
+
+FIELD_RULES = ("visible", "read_only", "hidden")
+
+
+@page()
+def role_fields(ctx: Ctx) -> Response:
+    """A role's field rules on one entity (visible, read-only, hidden), saved in the role's
+    extension with what differs from the packs ("visible" lifts a pack's rule); audited."""
+    require_admin(ctx)
+    key, entity_key = ctx.request.path_params["key"], ctx.request.path_params["entity"]
+    role, entity = ctx.registry.roles.get(key), ctx.registry.entities.get(entity_key)
+    if role is None or entity is None:
+        raise NotFound(unknown(f"{key}/{entity_key}"))
+    base = candidate(ctx.runtime, {("role", key): None}).roles[key]
+    fields = [f for f in entity.user_fields if not f.internal]
+    rules = {f.name: role.fields.get(f"{entity.key}.{f.name}", "visible") for f in fields}
+    errors: dict[str, str] = {}
+    if ctx.form is not None:
+        wanted: dict[str, str] = {}
+        creates = role.scope(entity.key, "create") != "none"
+        for f in fields:
+            level = ctx.param(f"rule.{f.name}") or "visible"
+            rules[f.name] = level
+            if level not in FIELD_RULES:
+                errors[f.name] = ctx.t("studio_bad_rule")
+            elif level != "visible" and creates and f.required and f.default is None and f.type != "autonumber":
+                errors[f.name] = ctx.t("studio_rule_required")
+            elif level != base.fields.get(f"{entity.key}.{f.name}", "visible"):
+                wanted[f"{entity.key}.{f.name}"] = level
+        if not errors:
+            doc = current(ctx.runtime, "role", key) or {"extend": key}
+            kept = {k: v for k, v in (doc.get("fields") or {}).items() if not k.startswith(entity.key + ".")}
+            doc["fields"] = {**kept, **wanted}
+            if not doc["fields"]:
+                del doc["fields"]
+            new_doc = doc if len(doc) > 1 or "role" in doc else None
+            if current(ctx.runtime, "role", key) != new_doc:
+                try:
+                    candidate(ctx.runtime, {("role", key): new_doc})
+                except MetadataError as exc:
+                    errors[""] = "; ".join(str(e) for e in exc.errors)
+                else:
+                    apply(ctx, {("role", key): new_doc}, f"field rules of role {key} on {entity.key}")
+                    audit.record(ctx.runtime, "role_permissions_changed", user_id=ctx.actor.user_id,
+                                 username=ctx.actor.username,
+                                 detail={"role": key, "entity": entity.key, "field_rules_differing_from_packs": wanted})
+            if not errors:
+                ctx.flash(ctx.t("studio_applied"))
+                return ctx.redirect(f"/admin/roles/{key}/fields/{entity.key}")
+    changed = {n for n, level in rules.items() if level != base.fields.get(f"{entity.key}.{n}", "visible")}
+    return ctx.render("studio_role_fields.html", status=422 if errors else 200, roles=ctx.registry.roles, role=role,
+                      entity=entity, fields=fields, rules=rules, changed=changed, levels=FIELD_RULES, errors=errors)
 
 
 @page()
@@ -439,3 +614,124 @@ def users_roles(ctx: Ctx) -> Response:
             roles.setdefault(int(user_id), set()).add(role)
     return ctx.render("studio_users.html", people=people, roles=roles)
 
+
+
+# -- the administrator's own entities -------------------------------------------------------------
+
+ENTITY_ROWS = 6  # field rows of the new-entity form (more fields: the entity's page afterwards)
+FILTERABLE = ("choice", "multi_choice", "stage", "reference", "user", "boolean", "date")
+NEW_GROUP = "__new"
+
+
+def entity_form(ctx: Ctx) -> dict[str, Any]:
+    keys = ("name", "label_en", "label_zh", "title_name", "title_en", "title_zh", "menu", "group_en", "group_zh")
+    if ctx.form is None:
+        first = ctx.registry.menu[0].key if ctx.registry.menu else NEW_GROUP
+        return {"title_name": "name", "title_en": "Name", "title_zh": "名称", "menu": first,
+                "rows": [{"type": "string"} for _ in range(ENTITY_ROWS)]}
+    form: dict[str, Any] = {k: ctx.param(k) for k in keys}
+    form["rows"] = [field_form(ctx, f"f{i}_") for i in range(1, ENTITY_ROWS + 1)]
+    return form
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def entity_changes(ctx: Ctx, form: dict[str, Any]) -> tuple[str, dict[tuple[str, str], Any], dict[str, str]]:
+    """The layer documents a new entity makes: its definition (fields, sensible default layouts),
+    the pick-lists of its choice fields, its place in the menu, tabs on the records it links to."""
+    errors: dict[str, str] = {}
+    name = form["name"].lower().removeprefix(PREFIX)
+    if not NAME.match(name):
+        errors["name"] = ctx.t("studio_bad_name")
+    key = PREFIX + name
+    if key in ctx.registry.entities or current(ctx.runtime, "entity", key) is not None:
+        errors["name"] = ctx.t("studio_entity_exists")
+    if not form["label_en"] or not form["label_zh"]:
+        errors["label_en"] = ctx.t("studio_labels_needed")
+    title = form["title_name"].lower() or "name"
+    if not NAME.match(title) or title in SYSTEM_FIELDS:
+        errors["title_name"] = ctx.t("studio_bad_name")
+    fields: dict[str, dict[str, Any]] = {title: {
+        "type": "string", "required": True, "max_length": 200,
+        "label": {"en": form["title_en"] or form["title_zh"] or "Name", "zh": form["title_zh"] or form["title_en"] or "名称"}}}
+    changes: dict[tuple[str, str], Any] = {}
+    tabs: list[tuple[str, str]] = []
+    for i, row in enumerate(form["rows"], 1):
+        if not row["name"]:
+            if row["label_en"] or row["label_zh"]:
+                errors[f"f{i}_name"] = ctx.t("studio_bad_name")
+            continue
+        field, spec, picklist, errs = field_spec(ctx, row, prefix="", picklist_key=f"{key}_{slug(row['name'])}")
+        errors.update({f"f{i}_{k}": v for k, v in errs.items()})
+        if field in fields or field in SYSTEM_FIELDS:
+            errors[f"f{i}_name"] = ctx.t("studio_field_exists")
+        fields[field] = spec
+        if picklist is not None:
+            changes[("picklist", picklist["picklist"])] = picklist
+        if spec["type"] == "reference" and row["tab"] and not errs:
+            tabs.append((spec["entity"], field))
+    longer = [n for n, f in fields.items() if f["type"] == "text"]
+    basics = [n for n in fields if n not in longer]
+    form_layout = [{"section": {"en": "Basic information", "zh": "基本信息"}, "columns": 2, "fields": basics}]
+    if longer:
+        form_layout.append({"section": {"en": "Notes", "zh": "备注"}, "columns": 1, "fields": longer})
+    columns = [title] + [n for n in basics if n != title and fields[n]["type"] != "multi_choice"][:4] + ["owner"]
+    doc = {"entity": key, "label": {"en": form["label_en"], "zh": form["label_zh"]}, "title": title,
+           "search": [title] + [n for n, f in fields.items() if n != title and f["type"] in ("string", "email", "phone")][:3],
+           "fields": fields,
+           "layouts": {"form": form_layout,
+                       "list": {"columns": columns, "sort": ["-updated_at"],
+                                "filters": [n for n, f in fields.items() if f["type"] in FILTERABLE] + ["owner"]}}}
+    changes[("entity", key)] = doc
+    menu = current(ctx.runtime, "menu", "menu") or {"menu": []}
+    groups = {g.key for g in ctx.registry.menu}
+    if form["menu"] == NEW_GROUP:
+        if not form["group_en"] or not form["group_zh"]:
+            errors["menu"] = ctx.t("studio_labels_needed")
+        group = PREFIX + (slug(form["group_en"]) or name)
+        if group in groups or not NAME.match(group):
+            group = key
+        menu["menu"].append({"group": group, "label": {"en": form["group_en"], "zh": form["group_zh"]},
+                             "entities": [key]})
+        changes[("menu", "menu")] = menu
+    elif form["menu"] in groups:
+        entry = next((g for g in menu["menu"] if g.get("group") == form["menu"]), None)
+        if entry is None:
+            menu["menu"].append({"group": form["menu"], "entities": [key]})
+        elif key not in entry.setdefault("entities", []):
+            entry["entities"].append(key)
+        changes[("menu", "menu")] = menu
+    for target, via in tabs:  # a tab of these records on the record they link to
+        ext = changes.get(("entity", target)) or current(ctx.runtime, "entity", target) or {"extend": target}
+        ext.setdefault("layouts", {}).setdefault("related", []).append({"entity": key, "via": via})
+        changes[("entity", target)] = ext
+    return key, changes, errors
+
+
+@page()
+def new_entity(ctx: Ctx) -> Response:
+    """Create an entity of the administrator's own (x_NAME): its fields, default layouts, menu
+    group and tabs; previewed with its CREATE TABLE, then applied live to every screen and the API."""
+    require_admin(ctx)
+    form = entity_form(ctx)
+    errors: dict[str, str] = {}
+    ddl, key, board = "", "", False
+    if ctx.form is not None:
+        key, changes, errors = entity_changes(ctx, form)
+        if not errors:
+            try:
+                registry = candidate(ctx.runtime, changes)
+            except MetadataError as exc:
+                errors[""] = "; ".join(str(e) for e in exc.errors)
+            else:
+                if ctx.param("apply"):
+                    apply(ctx, changes, f"add entity {key}")
+                    ctx.flash(ctx.t("studio_entity_created"))
+                    return ctx.redirect(f"/admin/studio/{key}")
+                ddl = effect(ctx.runtime, registry) or ctx.t("studio_no_ddl")
+                board = registry.entity(key).board is not None
+    return ctx.render("studio_new_entity.html", status=422 if errors else 200, form=form, errors=errors, ddl=ddl,
+                      key=key, board=board, types=FIELD_TYPES, new_group=NEW_GROUP,
+                      entities=sorted(ctx.registry.entities.values(), key=lambda e: e.key))
