@@ -163,11 +163,18 @@ def text(ctx: Any, key: str, **params: Any) -> str:
     return str(ctx.message(key, **params)[language(ctx)])
 
 
-def option_label(ctx: Any, picklist: str, key: str | None) -> str:
-    registry = ctx.records.registry
-    pick = registry.picklists.get(picklist)
+def option_label(ctx: Any, picklist: str, key: str | None) -> dict[str, str]:
+    """A pick-list option's label in every language (the key itself when unknown)."""
+    pick = ctx.records.registry.picklists.get(picklist)
     option = next((o for o in pick.options if o.key == key), None) if pick else None
-    return option.label[language(ctx)] if option else (key or "")
+    return dict(option.label) if option else {"en": key or "", "zh": key or ""}
+
+
+def bilingual(ctx: Any, key: str, **params: Any) -> dict[str, str]:
+    """Like ctx.message, with parameters that are themselves {en, zh} texts (option labels)."""
+    registry = ctx.records.registry
+    return {lang: registry.message(key, lang, **{k: v[lang] if isinstance(v, dict) else v for k, v in params.items()})
+            for lang in ("en", "zh")}
 
 
 def interval_words(lang: str, interval: int, unit: str | None) -> str:
@@ -385,6 +392,9 @@ def work_order_defaults(ctx: HookContext) -> None:
         if record.get("labour_rate") is None:
             record["labour_rate"] = money(Decimal(str(ctx.setting("service_labour_rate") or 0)))
     fill_travel_fee(ctx, record)
+    if ctx.old is not None and ctx.changed("assigned_to") and not ctx.actor.is_system \
+            and not user_may(ctx, "service_request", "assign", ctx.old):
+        ctx.reject(ctx.message("fs_dispatch_needs_assign"), field="assigned_to")
     if record.get("assigned_to") and (ctx.is_new or ctx.changed("assigned_to")):
         record["owner"] = record["assigned_to"]
     if record.get("confirmed_by") and not record.get("confirmed_at"):
@@ -508,7 +518,7 @@ def parts_follow_their_work_order(ctx: HookContext) -> None:
         order = get(ctx, "service_request", order_id)
         if order is None:
             continue
-        if not acting_user_is_trusted(ctx) and not may_edit_as_user(ctx, order):
+        if not acting_user_is_trusted(ctx) and not user_may(ctx, "service_request", "edit", order):
             ctx.reject(ctx.message("fs_part_needs_work_order", code=order.get("code") or ""), field="service_request")
         if order.get("status") == "closed" and not acting_user_is_trusted(ctx):
             ctx.reject(ctx.message("fs_parts_closed", code=order.get("code") or ""))
@@ -528,11 +538,11 @@ def parts_follow_their_work_order(ctx: HookContext) -> None:
                 record["description"] = " ".join(str(p) for p in (product["name"], product.get("specification")) if p)[:300]
 
 
-def may_edit_as_user(ctx: HookContext, order: dict[str, Any]) -> bool:
-    """The user behind this write (hooks and actions act with the system's permissions, but the
-    user's id and roles are kept) may edit the work order."""
+def user_may(ctx: HookContext, entity: str, action_key: str, record: dict[str, Any]) -> bool:
+    """May the user behind this write do `action_key` on `record` by their own roles (hooks and
+    actions write with the system's permissions, but keep the user's id and roles)?"""
     user = ctx.records.runtime.records(replace(ctx.actor, is_system=False), ctx.records.conn)
-    return bool(user._allows(ctx.records.registry.entity("service_request"), "edit", order))
+    return bool(user._allows(ctx.records.registry.entity(entity), action_key, record))
 
 
 # -- 4. actions ------------------------------------------------------------------------------------------
@@ -553,12 +563,12 @@ def dispatch(ctx: ActionContext) -> None:
             ctx.warn(ctx.message("fs_not_a_field_engineer", engineer=name))
         skill = order.get("required_skill")
         if skill and skill not in (employee.get("skills") or []):
-            ctx.warn(ctx.message("fs_engineer_lacks_skill", engineer=name, code=order.get("code") or "",
-                                 skill=option_label(ctx, "service_skill", skill)))
+            ctx.warn(bilingual(ctx, "fs_engineer_lacks_skill", engineer=name, code=order.get("code") or "",
+                               skill=option_label(ctx, "service_skill", skill)))
         region = order.get("region")
         if region and employee.get("service_region") and employee["service_region"] != region:
-            ctx.warn(ctx.message("fs_engineer_other_region", engineer=name, code=order.get("code") or "",
-                                 region=option_label(ctx, "service_region", region)))
+            ctx.warn(bilingual(ctx, "fs_engineer_other_region", engineer=name, code=order.get("code") or "",
+                               region=option_label(ctx, "service_region", region)))
     changes: dict[str, Any] = {"assigned_to": engineer}
     if order.get("status") == "new":
         changes["status"] = "assigned"
