@@ -88,12 +88,12 @@ PROFILES = {"vip": (8, 12, 0, 20), "regular": (35, 30, 0, 60), "occasional": (27
 
 @dataclass
 class Card:
-    """A card as the simulation goes: what the hooks would keep, entry by entry."""
+    """A card as the simulation goes: what the hooks would keep, entry by entry (its rows get the
+    card's and the member's ids once they are inserted)."""
 
-    id: int
-    member: int
-    owner: int | None
     store: int
+    owner: int | None
+    status: str
     level: str
     birthday: date | None
     balance: Decimal = Decimal("0")
@@ -103,6 +103,52 @@ class Card:
     consumptions: list[dict[str, Any]] = field(default_factory=list)
     points_entries: list[dict[str, Any]] = field(default_factory=list)
     last_visit: datetime | None = None
+
+
+Rules = dict[str, tuple[int, Decimal | None, Decimal | None, Decimal, Decimal]]
+
+
+def _upgrade(card: Card, reached: list[str], rules: Rules) -> None:
+    """Cards only move up, as the hooks do."""
+    best = max(reached, key=lambda level: rules[level][0], default=None)
+    if best is not None and rules[best][0] > rules[card.level][0]:
+        card.level = best
+
+
+def _recharge(demo: DemoContext, card: Card, at: datetime, staff: list[int], rules: Rules, bonus_rules: str) -> None:
+    rng = demo.rng
+    amount = Decimal(rng.choices([a for a, _ in RECHARGES], [w for _, w in RECHARGES])[0])
+    bonus = _hooks(demo).bonus_for(amount, bonus_rules)
+    card.balance += amount + bonus
+    card.recharges.append({"store": card.store, "recharged_at": at, "amount": amount, "bonus": bonus,
+                           "balance_after": card.balance, "status": "valid", "owner": rng.choice(staff),
+                           "payment_channel": rng.choice(("wechat_pay", "wechat_pay", "alipay", "bank_card"))})
+    _upgrade(card, [level for level, rule in rules.items() if rule[2] is not None and amount >= rule[2]], rules)
+
+
+def _consume(card: Card, row: dict[str, Any]) -> None:
+    """A consumption (and the points it earns) on the simulated card."""
+    due = (row["amount"] * (100 - (row.get("discount_percent") or 0)) / 100).quantize(Decimal("0.01"))
+    card.balance -= row["stored_value_paid"]
+    card.spent += due
+    card.last_visit = max(card.last_visit or row["consumed_at"], row["consumed_at"])
+    row.update(store=card.store, balance_after=card.balance, status="valid", _due=due)  # _keys are not saved
+    card.consumptions.append(row)
+    if row["points_earned"]:
+        card.points += row["points_earned"]
+        card.points_entries.append({"kind": "earn", "points": row["points_earned"], "balance_after": card.points,
+                                    "entry_at": row["consumed_at"], "reason": row["items"], "owner": row["owner"],
+                                    "_consumption": row})
+
+
+class _Settings:
+    """The pack's settings, as hooks.segment_settings reads them."""
+
+    def __init__(self, demo: DemoContext) -> None:
+        self.demo = demo
+
+    def setting(self, key: str) -> Any:
+        return self.demo.runtime.setting(key)
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -180,66 +226,22 @@ def generate(demo: DemoContext) -> None:
         phone = rng.choice(MOBILE) + f"{rng.randint(0, 99_999_999):08d}"
         people.append({"name": name, "female": female, "store": store, "profile": profile, "birthday": birthday,
                        "owner": owner, "joined": joined, "phone": phone, "referred": i > 20 and rng.random() < 0.16})
-    rows = []
+    # -- one card per member (a few frozen or reported lost); its history is simulated first, so
+    # that the member and the card are inserted with what the hooks would have made of it
+    cards = []
     for person in people:
-        city = next(s for s in STORES if s[0] == person["store"])
-        rows.append({
-            "name": person["name"], "category": "individual", "customer_type": "transacting",
-            "source": "referral" if person["referred"] else rng.choice(("wechat", "advertising", "other", "campaign")),
-            "phone": person["phone"], "province": city[4], "city": city[5], "country": "cn",
-            "gender": "female" if person["female"] else "male", "birthday": person["birthday"],
-            "next_birthday": standard.next_birthday(person["birthday"], today), "home_store": stores[person["store"]],
-            "marketing_opt_in": rng.random() < 0.9, "status": "active", "owner": person["owner"],
-            "assigned_at": datetime.combine(person["joined"], time(11, 0)),
-            "care_notes": rng.choice(NOTES) if rng.random() < 0.25 else None,
-            "mnemonic": standard.mnemonic(person["name"]), "name_key": standard.name_key(person["name"]),
-            "phone_key": standard.phone_key(person["phone"]),
-        })
-    first = [i for i, p in enumerate(people) if not p["referred"]]
-    ids: dict[int, int] = dict(zip(first, demo.bulk("customer", [rows[i] for i in first]), strict=True))
-    later = [i for i, p in enumerate(people) if p["referred"]]
-    for i in later:
-        rows[i]["referred_by"] = ids[rng.choice([j for j in first if j < i] or first)]
-    ids.update(zip(later, demo.bulk("customer", [rows[i] for i in later]), strict=True))
-
-    # -- one card per member (a few frozen or reported lost)
-    card_rows = []
-    for i, person in enumerate(people):
         status = "active" if rng.random() > 0.03 else rng.choice(("frozen", "reported_lost"))
-        card_rows.append({"member": ids[i], "store": stores[person["store"]], "level": "normal", "status": status,
-                          "issued_on": person["joined"], "owner": person["owner"]})
-    card_ids = demo.bulk("member_card", card_rows)
-    cards = [Card(card_ids[i], ids[i], p["owner"], stores[p["store"]], "normal", p["birthday"])
-             for i, p in enumerate(people)]
-
-    # -- eighteen months of visits, card by card, in time order
+        cards.append(Card(stores[person["store"]], person["owner"], status, "normal", person["birthday"]))
     per_yuan = hooks.dec(demo.runtime.setting("points_per_yuan"))
     birthday_times = hooks.dec(demo.runtime.setting("birthday_points_multiplier"), Decimal("1"))
     bonus_rules = demo.runtime.setting("recharge_bonus_rules")
     clerk1_today = 0
     for i, (person, card) in enumerate(zip(people, cards, strict=True)):
-        store_code = person["store"]
-        staff = staff_of[store_code]
+        staff = staff_of[person["store"]]
         start = datetime.combine(person["joined"], time(rng.randint(10, 19), rng.choice((0, 15, 30, 45))))
-
-        def upgrade(reached: list[str], card: Card = card) -> None:
-            best = max(reached, key=lambda level: rules[level][0], default=None)
-            if best is not None and rules[best][0] > rules[card.level][0]:
-                card.level = best
-
-        def recharge(at: datetime, card: Card = card, staff: list[int] = staff) -> None:
-            amount = Decimal(rng.choices([a for a, _ in RECHARGES], [w for _, w in RECHARGES])[0])
-            bonus = hooks.bonus_for(amount, bonus_rules)
-            card.balance += amount + bonus
-            card.recharges.append({"card": card.id, "member": card.member, "store": card.store, "recharged_at": at,
-                                   "amount": amount, "bonus": bonus, "balance_after": card.balance,
-                                   "payment_channel": rng.choice(("wechat_pay", "wechat_pay", "alipay", "bank_card")),
-                                   "status": "valid", "owner": rng.choice(staff)})
-            upgrade([lv for lv, r in rules.items() if r[2] is not None and amount >= r[2]])
-
         if rng.random() < 0.65:
-            recharge(start)
-        weight, gap, last_low, last_high = PROFILES[person["profile"]]
+            _recharge(demo, card, start, staff, rules, bonus_rules)
+        _, gap, last_low, last_high = PROFILES[person["profile"]]
         last_day = today - timedelta(days=rng.randint(last_low, last_high))
         if person["joined"] > today - timedelta(days=30):
             last_day = today - timedelta(days=rng.randint(0, (today - person["joined"]).days))
@@ -248,15 +250,15 @@ def generate(demo: DemoContext) -> None:
         while at.date() <= last_day:
             visits.append(at)
             at += timedelta(days=max(3, int(rng.gauss(gap, gap / 3))), hours=rng.randint(-3, 3))
-        if person["owner"] == users["clerk1"] and clerk1_today < 4 and i % 2 == 0:
+        if person["owner"] == users["clerk1"] and clerk1_today < 4 and i % 2 == 0:  # served today
             visits.append(datetime.combine(today, time(10, 0)) + timedelta(minutes=37 * clerk1_today))
             clerk1_today += 1
         for visit in visits:
             visit = min(visit, now)
             if card.balance < 300 and card.recharges and rng.random() < 0.45:
-                recharge(visit)
+                _recharge(demo, card, visit, staff, rules, bonus_rules)
             items, category, price = rng.choice(SERVICES)
-            rank, _, _, discount, multiplier = rules[card.level]
+            discount, multiplier = rules[card.level][3], rules[card.level][4]
             due = hooks.amount_due(Decimal(price), discount)
             if card.balance >= due and rng.random() < 0.85:
                 method, from_card, channel = "stored_value", due, None
@@ -264,60 +266,74 @@ def generate(demo: DemoContext) -> None:
                 method, from_card, channel = "mixed", card.balance, rng.choice(("wechat_pay", "alipay", "cash"))
             else:
                 method, from_card, channel = rng.choice(("wechat_pay", "alipay", "cash", "bank_card")), Decimal("0"), None
-            card.balance -= from_card
-            card.spent += due
             points = hooks.points_for(due, per_yuan, multiplier, birthday_times, card.birthday, visit.date())
             clerk = users["clerk1"] if visit.date() == today and person["owner"] == users["clerk1"] else rng.choice(staff)
-            card.consumptions.append({
-                "card": card.id, "member": card.member, "store": card.store, "consumed_at": visit,
-                "category": category, "items": items, "service_staff": rng.choice(staff), "amount": Decimal(price),
-                "discount_percent": discount or None, "payment_method": method, "stored_value_paid": from_card,
-                "other_channel": channel, "points_earned": points, "balance_after": card.balance, "status": "valid",
-                "owner": clerk})
-            card.last_visit = visit
-            if points:
-                card.points += points
-                card.points_entries.append({"card": card.id, "member": card.member, "kind": "earn", "points": points,
-                                            "balance_after": card.points, "entry_at": visit, "reason": items,
-                                            "owner": clerk, "_consumption": len(card.consumptions) - 1})
+            _consume(card, {"consumed_at": visit, "category": category, "items": items,
+                            "service_staff": rng.choice(staff), "amount": Decimal(price),
+                            "discount_percent": discount or None, "payment_method": method,
+                            "stored_value_paid": from_card, "other_channel": channel, "points_earned": points,
+                            "owner": clerk})
             if card.points >= 600 and rng.random() < 0.25:
                 gift, cost = rng.choice(GIFTS)
                 card.points -= cost
-                card.points_entries.append({"card": card.id, "member": card.member, "kind": "redeem", "points": -cost,
-                                            "balance_after": card.points, "entry_at": visit + timedelta(minutes=5),
-                                            "reason": gift, "owner": clerk})
-            upgrade([lv for lv, r in rules.items() if r[1] is not None and card.spent >= r[1]])
+                card.points_entries.append({"kind": "redeem", "points": -cost, "balance_after": card.points,
+                                            "entry_at": visit + timedelta(minutes=5), "reason": gift, "owner": clerk})
+            _upgrade(card, [lv for lv, r in rules.items() if r[1] is not None and card.spent >= r[1]], rules)
         if i in (2, 4) and card.balance > 80:  # running low: reminders on clerk1's home page
             low = card.balance - Decimal(rng.randint(20, 80))
-            items = "抗衰紧致疗程（10次）" if low > 0 else "面部深层清洁"
-            day = datetime.combine(today - timedelta(days=1), time(16, 30))
-            card.balance -= low
-            card.consumptions.append({"card": card.id, "member": card.member, "store": card.store, "consumed_at": day,
-                                      "category": "package", "items": items, "amount": low, "discount_percent": None,
-                                      "payment_method": "stored_value", "stored_value_paid": low, "points_earned": 0,
-                                      "balance_after": card.balance, "status": "valid", "owner": users["clerk1"]})
-            card.last_visit = max(card.last_visit or day, day)
+            _consume(card, {"consumed_at": datetime.combine(today - timedelta(days=1), time(16, 30)),
+                            "category": "package", "items": "抗衰紧致疗程（10次）", "amount": low,
+                            "payment_method": "stored_value", "stored_value_paid": low, "points_earned": 0,
+                            "owner": users["clerk1"]})
 
-    recharges = [r for c in cards for r in sorted(c.recharges, key=lambda r: r["recharged_at"])]
-    demo.bulk("card_recharge", recharges)
+    # -- the members (customers of category "individual"), a sixth of them referred by an earlier one,
+    # with the figures and the segment the nightly job computes
+    settings = hooks.segment_settings(_Settings(demo))
+    window = datetime.combine(today - timedelta(days=364), time())
+    rows = []
+    for person, card in zip(people, cards, strict=True):
+        store = next(s for s in STORES if s[0] == person["store"])
+        recent = [x for x in card.consumptions if x["consumed_at"] >= window]
+        visits_12m, spend_12m = len(recent), sum((x["_due"] for x in recent), Decimal("0"))
+        rows.append({
+            "name": person["name"], "category": "individual", "customer_type": "transacting",
+            "source": "referral" if person["referred"] else rng.choice(("wechat", "advertising", "other", "campaign")),
+            "phone": person["phone"], "province": store[4], "city": store[5], "country": "cn",
+            "gender": "female" if person["female"] else "male", "birthday": person["birthday"],
+            "next_birthday": standard.next_birthday(person["birthday"], today), "home_store": stores[person["store"]],
+            "marketing_opt_in": rng.random() < 0.9, "status": "active", "owner": person["owner"],
+            "assigned_at": datetime.combine(person["joined"], time(11, 0)),
+            "care_notes": rng.choice(NOTES) if rng.random() < 0.25 else None,
+            "mnemonic": standard.mnemonic(person["name"]), "name_key": standard.name_key(person["name"]),
+            "phone_key": standard.phone_key(person["phone"]),
+            "member_since": person["joined"], "member_level": card.level, "last_visit_at": card.last_visit,
+            "visits_12m": visits_12m, "spend_12m": spend_12m, "segment_at": now,
+            "segment": hooks.segment_of(person["joined"], card.last_visit.date() if card.last_visit else None,
+                                        visits_12m, spend_12m, today, settings),
+        })
+    first = [i for i, p in enumerate(people) if not p["referred"]]
+    ids: dict[int, int] = dict(zip(first, demo.bulk("customer", [rows[i] for i in first]), strict=True))
+    later = [i for i, p in enumerate(people) if p["referred"]]
+    for i in later:
+        rows[i]["referred_by"] = ids[rng.choice([j for j in first if j < i] or first)]
+    ids.update(zip(later, demo.bulk("customer", [rows[i] for i in later]), strict=True))
+    card_ids = demo.bulk("member_card", [
+        {"member": ids[i], "store": card.store, "level": card.level, "status": card.status,
+         "issued_on": person["joined"], "owner": card.owner} for i, (person, card) in enumerate(zip(people, cards,
+                                                                                                   strict=True))])
+    for i, card in enumerate(cards):
+        for row in card.recharges + card.consumptions + card.points_entries:
+            row.update(card=card_ids[i], member=ids[i])
+    demo.bulk("card_recharge", [r for c in cards for r in c.recharges])
     consumptions = [x for c in cards for x in c.consumptions]
-    consumption_ids = demo.bulk("card_consumption", consumptions)
-    index = {id(x): n for n, x in enumerate(consumptions)}
-    entries = []
+    consumption_ids = dict(zip((id(x) for x in consumptions), demo.bulk("card_consumption", consumptions),
+                               strict=True))
     for card in cards:
         for entry in card.points_entries:
-            position = entry.pop("_consumption", None)
-            if position is not None:
-                entry["consumption"] = consumption_ids[index[id(card.consumptions[position])]]
-            entries.append(entry)
-    demo.bulk("points_entry", entries)
-    for card in cards:  # levels reached along the way, and the last visits the hooks keep
-        if card.level != "normal":
-            current = demo.records.get("member_card", card.id)
-            demo.records.update("member_card", card.id, {"level": card.level}, current["version"])
-        if card.last_visit is not None:
-            member = demo.records.get("customer", card.member)
-            demo.records.update("customer", card.member, {"last_visit_at": card.last_visit}, member["version"])
+            source = entry.pop("_consumption", None)
+            if source is not None:
+                entry["consumption"] = consumption_ids[id(source)]
+    demo.bulk("points_entry", [e for c in cards for e in c.points_entries])
 
     # -- what the nightly jobs keep: segments and figures, birthday care
     hooks.refresh_member_segments(JobContext("refresh_member_segments", demo.records))
