@@ -154,6 +154,18 @@ def _data(text: str) -> dict[str, Any]:
     return data
 
 
+def cmd_record_import(args: argparse.Namespace) -> int:
+    from engine.bootstrap import open_runtime
+    from engine.runtime.importer import import_csv
+
+    result = import_csv(open_runtime().records(), args.entity, Path(args.file).read_bytes())
+    _print_json({"created": result.created, "columns": result.columns, "ignored": result.ignored,
+                 "problems": [{"line": p.line, "column": p.column, "message": p.message.text("en")}
+                              for p in result.problems],
+                 "warnings": [{"line": line, "message": m.text("en")} for line, m in result.warnings]})
+    return 0 if result.ok else 1
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from engine.bootstrap import open_runtime
     from engine.runtime.query import ListQuery
@@ -373,6 +385,10 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--cursor", help="continue after a previous page (its next_cursor)")
             p.add_argument("--trash", action="store_true", help="list the recycle bin")
         p.set_defaults(func=cmd_record)
+    p = actions.add_parser("import", help="create records from a CSV file, all rows or none (as the system)")
+    p.add_argument("entity")
+    p.add_argument("file", help="CSV, UTF-8 or GB18030; the first row names the fields (key or label)")
+    p.set_defaults(func=cmd_record_import)
 
     user = sub.add_parser("user", help="login users").add_subparsers(dest="user_command", required=True)
     p = user.add_parser("create", help="create a login user")

@@ -51,6 +51,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "not_deleted": {"en": "This record is not in the recycle bin.", "zh": "此记录不在回收站中。"},
     "already_deleted": {"en": "This record is in the recycle bin.", "zh": "此记录已在回收站中。"},
     "rejected": {"en": "{message}", "zh": "{message}"},
+    "no_match": {"en": "Nothing you may see is named '{text}'.", "zh": "找不到您可查看的名为“{text}”的记录或用户。"},
+    "ambiguous_match": {"en": "Several records are named '{text}'; write #id (e.g. #123) instead.", "zh": "有多条记录名为“{text}”，请改写为 #编号（如 #123）。"},
     "version_required": {"en": "The record's version is required to update it.", "zh": "更新记录需要提供版本号。"},
     "bad_expression": {"en": "Cannot compute: {reason}", "zh": "无法计算：{reason}"},
 }

@@ -84,3 +84,24 @@ def test_pack_list_and_unknown_pack(tmp_path: Path) -> None:
     env = {**os.environ, "CRM_DATABASE_URL": url, "CRM_PACKS": "no_such_pack", "PYTHONPATH": str(ROOT)}
     missing = subprocess.run(CRM + ["pack", "list"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert missing.returncode == 1 and "no_such_pack" in missing.stderr
+
+
+def test_record_import_all_or_nothing(tmp_path: Path, db_url: str) -> None:
+    assert crm(tmp_path, db_url, "db", "migrate").returncode == 0
+    good = tmp_path / "good.csv"
+    good.write_text("Name,行业,Employees\n华为,信息技术,100\n小米,,20\n", encoding="utf-8")
+    done = crm(tmp_path, db_url, "record", "import", "account", str(good))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["created"] == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Name,Employees\n中兴,10\n,-5\n", encoding="utf-8")
+    refused = crm(tmp_path, db_url, "record", "import", "account", str(bad))
+    assert refused.returncode == 1
+    problems = json.loads(refused.stdout)["problems"]
+    assert {p["line"] for p in problems} == {3} and json.loads(refused.stdout)["created"] == 0
+    listed = json.loads(crm(tmp_path, db_url, "record", "list", "account").stdout)
+    assert sorted(r["name"] for r in listed["rows"]) == ["华为", "小米"]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    failed = crm(tmp_path, db_url, "record", "import", "account", str(empty))
+    assert failed.returncode != 0 and "The file is empty" in failed.stdout + failed.stderr

@@ -24,7 +24,7 @@ from engine.config import Config, load_config
 from engine.runtime.service import Runtime
 from engine.ui import sessions
 from engine.ui.render import make_templates
-from engine.ui.views import admin, auth, home, records, studio, studio_layout
+from engine.ui.views import admin, auth, home, imports, records, studio, studio_layout
 from engine.ui.web import AppState, EdgeMiddleware, error_page, json_error
 
 STATIC = Path(__file__).parent / "static"
@@ -63,6 +63,8 @@ def routes() -> list[BaseRoute]:
         Route("/admin/roles/{key}/fields/{entity}", studio.role_fields, methods=["GET", "POST"]),
         Route("/app/{entity}", records.list_view, methods=get),
         Route("/app/{entity}/export.csv", records.export_csv, methods=get),
+        Route("/app/{entity}/import", imports.import_form, methods=["GET", "POST"]),
+        Route("/app/{entity}/import/template.csv", imports.import_template, methods=get),
         Route("/app/{entity}/bulk", records.bulk, methods=post),
         Route("/app/{entity}/views", records.save_view, methods=post),
         Route("/app/{entity}/views/{view_id:int}/delete", records.delete_view, methods=post),
