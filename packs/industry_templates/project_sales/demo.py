@@ -220,17 +220,14 @@ def stage_plan(demo: Any, opp: dict[str, Any], overdue: bool) -> None:
         return
     stage = opp["stage"]
     at = keys.index(stage) if stage in keys else len(keys)
-    close = opp.get("expected_close_date") or today + timedelta(days=60)
-    if stage in ("won", "lost"):
-        end = min(close, today)
-        start = end - timedelta(days=rng.randint(120, 240))
+    step = rng.randint(14, 35)  # days a stage is planned to take
+    if stage in keys:  # open: the current stage's window holds today, or ended a few days ago
+        current = (today - timedelta(days=rng.randint(2, 12) + step - 1) if overdue
+                   else today - timedelta(days=rng.randint(0, step - 3)))
+        start = current - timedelta(days=step * at)
     else:
-        start = today - timedelta(days=rng.randint(40, 120))
-        end = max(close, today + timedelta(days=30))
-    step = max((end - start).days // len(keys), 7)
-    if overdue and at < len(keys):  # the current stage should have ended a few days ago
-        step = max((today - start).days // (at + 1) - rng.randint(0, 2), 5)
-        start = today - timedelta(days=step * (at + 1) + rng.randint(3, 12))
+        end = min(opp.get("expected_close_date") or today, today)
+        start = end - timedelta(days=step * len(keys))
     previous_end: date | None = None
     lost_at = rng.randint(1, len(keys) - 1) if stage == "lost" else None
     for i, key in enumerate(keys):
@@ -273,7 +270,9 @@ def decision_chain(demo: Any, opp: dict[str, Any]) -> None:
     made: list[int] = []
     used: set[int] = set()
     for title, dept, role, influence, boss in CHAIN[:size]:
-        contact = next((c for c in existing if c["id"] not in used and c.get("decision_role") == role), None)
+        # an existing contact takes the place of the same title, or of the same role below the top
+        contact = next((c for c in existing if c["id"] not in used and (
+            c.get("title") == title or (c.get("decision_role") == role and role != "decision_maker"))), None)
         contact_id = contact["id"] if contact else new_contact(demo, opp, title, dept, role, influence)
         used.add(contact_id)
         attitude = weighted(rng, ATTITUDES)
