@@ -93,6 +93,15 @@ SUMMARIES_LOST = ("对手报价低 15%，我方在价格分上落后；高层关
 LESSONS = ("尽早介入设计院和技术规范编写；决策链要覆盖到分管领导。",
            "投标前做一次完整的竞争分析和报价演练；保证金要在开标后一个月内跟进退还。")
 
+# stage -> (goal, deliverables)
+STAGE_GOALS = {
+    "initial_contact": ("摸清项目背景，确认立项与预算来源", "客户基本信息、项目立项情况"),
+    "needs_analysis": ("完成需求调研，确认技术路线", "需求调研报告"),
+    "proposal": ("技术方案获得客户技术部认可", "技术方案、初步报价"),
+    "bidding": ("按时递交投标文件，力争技术分第一", "投标文件、保证金缴纳凭证"),
+    "negotiation": ("谈定价格与付款条件，签订合同", "合同草案、商务条款确认"),
+}
+
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈姚"
 GIVEN = "伟强磊军勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆旭宁峰毅振海志建文亮东芳娜敏静丽艳娟霞婷雪琳洁颖倩慧"
 
@@ -246,9 +255,7 @@ def stage_plan(demo: Any, opp: dict[str, Any], overdue: bool) -> None:
             row["status"] = "skipped"
         else:
             row["status"] = "not_started"
-        row["deliverables"] = {"initial_contact": "客户基本信息、项目立项情况", "needs_analysis": "需求调研报告",
-                               "proposal": "技术方案、初步报价", "bidding": "投标文件、保证金缴纳凭证",
-                               "negotiation": "合同草案、商务条款确认"}.get(key)
+        row["name"], row["deliverables"] = STAGE_GOALS.get(key, (None, None))
         demo.create("opportunity_stage_plan", row)
 
 
