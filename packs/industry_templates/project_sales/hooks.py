@@ -464,7 +464,8 @@ def deleted_task_share(ctx: HookContext) -> None:
 
 def refresh_opportunity_share(ctx: Any, opportunity_id: int | None, user_id: int | None) -> None:
     """The share of `user_id` on the opportunity is what the pack's rules give them: their team
-    membership's access, at least read while a task on it is assigned to them, else none."""
+    membership's access, at least read while a task on it is assigned to them, else none. Only
+    someone who may share the opportunity (its owner, their manager, an administrator) widens it."""
     opportunity = fetch(ctx, "opportunity", opportunity_id)
     if opportunity is None or user_id is None or user_id == opportunity.get("owner"):
         return
@@ -475,6 +476,9 @@ def refresh_opportunity_share(ctx: Any, opportunity_id: int | None, user_id: int
             level = access
     if level is None and rows(ctx, "project_task", f"opportunity eq {opportunity['id']}", f"assigned_to eq {user_id}"):
         level = "read"
+    current = share_level(ctx, "opportunity", opportunity["id"], user_id)
+    if ACCESS_RANK[level] > ACCESS_RANK[current] and not may(ctx, "opportunity", "share", opportunity):
+        return
     set_share(ctx, "opportunity", opportunity, user_id, level)
 
 

@@ -368,6 +368,11 @@ def test_a_team_member_with_edit_access_adds_records_and_keeps_them(crm: CRM) ->
     member = sales1.get("opportunity_member", member["id"])
     sales1.update("opportunity_member", member["id"], {"access": "read"}, member["version"])
     assert sales2.get("opportunity", opp["id"])["id"] == opp["id"]
+    # a member who may not share the opportunity cannot open it to others by adding them
+    sales1.update("opportunity_member", member["id"], {"access": "edit"}, sales1.get("opportunity_member", member["id"])["version"])
+    sales2.create("opportunity_member", {"opportunity": opp["id"], "user": crm.id("east1"), "access": "edit"})
+    with pytest.raises(NotFound):
+        crm.as_("east1").get("opportunity", opp["id"])
     sales1.delete("opportunity_member", member["id"])
     with pytest.raises(NotFound):
         sales2.get("opportunity", opp["id"])
@@ -440,6 +445,14 @@ def test_an_assignee_outside_sales_sees_the_task_and_its_opportunity(crm: CRM) -
     for entity, record_id in (("project_task", task["id"]), ("opportunity", opp["id"])):
         with pytest.raises(NotFound):
             service1.get(entity, record_id)
+    # a pre-sales engineer (who reads every opportunity but may not share it) delegates a survey
+    # to service1: service1 gets the task, not the opportunity
+    survey = crm.as_("presales1").create("project_task", {
+        "subject": "复勘", "opportunity": opp["id"], "task_type": "site_survey", "assigned_to": crm.id("service1"),
+        "due_date": TODAY + timedelta(days=3)})
+    assert service1.get("project_task", survey["id"])["id"] == survey["id"]
+    with pytest.raises(NotFound):
+        service1.get("opportunity", opp["id"])
     # someone who cannot see an opportunity cannot delegate work on it
     rejected(lambda: crm.as_("sales2").create("project_task", {"subject": "x", "opportunity": opp["id"],
                                                                "task_type": "other", "assigned_to": crm.id("presales1"),
