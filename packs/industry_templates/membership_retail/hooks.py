@@ -374,9 +374,14 @@ def refresh_member(ctx: Any, member_id: int | None) -> None:
 
 @hook("member_card", "before_validate")
 def card_rules(ctx: HookContext) -> None:
-    """A new card gets the issuing clerk's store when none is given."""
+    """A new card gets the issuing clerk's store when none is given; level, status and issue date
+    (filled by their defaults on creation) cannot be emptied."""
     if ctx.is_new:
         fill_store(ctx)
+        return
+    for name in ("level", "status", "issued_on"):
+        if ctx.record.get(name) is None:
+            ctx.reject(ctx.message("field_required"), field=name)
 
 
 @hook("member_card", "after_save")
@@ -765,7 +770,7 @@ def reach_members(ctx: ActionContext) -> None:
     for member in targets:
         owner = member.get("owner") or store_manager_of(ctx, member.get("home_store")) or campaign.get("owner")
         ctx.records.create("activity", {
-            "activity_type": ctx.inputs["activity_type"], "status": "planned", "subject": subject,
+            "activity_type": ctx.inputs.get("activity_type") or "sms", "status": "planned", "subject": subject,
             "planned_start": datetime.combine(day, CARE_HOUR), "customer": member["id"], "campaign": campaign["id"],
             "owner": owner, "description": campaign.get("description")})
         card = primary_card(ctx, member["id"]) if gift > 0 else None

@@ -94,7 +94,7 @@ class Retail:
 
     def consume(self, card: dict[str, Any], amount: str, by: str = "clerk1", **values: Any) -> dict[str, Any]:
         return self.as_(by).create("card_consumption", {"card": card["id"], "amount": amount, "items": "面部护理",
-                                                        **values})
+                                                        "payment_method": "stored_value", **values})
 
     def points(self, card: dict[str, Any], kind: str, points: int, by: str = "clerk1") -> dict[str, Any]:
         return self.as_(by).create("points_entry", {"card": card["id"], "kind": kind, "points": points})
@@ -417,6 +417,12 @@ def test_who_may_record_which_points(retail: Retail) -> None:
 def test_balances_and_levels_are_not_typed_in(retail: Retail) -> None:
     card = retail.card(recharge="1000")
     clerk = retail.as_("clerk1")
+    with pytest.raises(ValidationFailed) as refused:  # the payment is chosen, never assumed
+        clerk.create("card_consumption", {"card": card["id"], "amount": "10", "items": "x"})
+    assert "payment_method" in refused.value.errors
+    with pytest.raises(Rejected) as refused:  # a level, status and issue date are always there
+        retail.as_("mgr1").update("member_card", card["id"], {"level": None}, card["version"])
+    assert "level" in refused.value.errors
     with pytest.raises(ValidationFailed) as refused:
         clerk.create("member_card", {"member": card["member"], "balance": "5000", "points_balance": 100,
                                      "level": "gold"})
@@ -425,7 +431,8 @@ def test_balances_and_levels_are_not_typed_in(retail: Retail) -> None:
         retail.as_("admin").update("member_card", card["id"], {"balance": "99999"}, card["version"])
     assert "balance" in refused.value.errors
     with pytest.raises(ValidationFailed) as refused:
-        clerk.create("card_consumption", {"card": card["id"], "amount": "10", "items": "x", "points_earned": 999,
+        clerk.create("card_consumption", {"card": card["id"], "amount": "10", "items": "x", "payment_method": "cash",
+                                          "points_earned": 999,
                                           "balance_after": "1", "discount_percent": "90", "status": "voided"})
     assert {"points_earned", "balance_after", "discount_percent", "status"} <= set(refused.value.errors)
     with pytest.raises(Forbidden):  # clerks do not edit cards at all
@@ -762,7 +769,7 @@ def test_two_clerks_redeeming_the_same_points_at_once(pg_retail: Retail) -> None
 def test_two_payments_from_the_same_stored_value_at_once(pg_retail: Retail) -> None:
     retail = pg_retail
     card = retail.card(recharge="500")  # 500, no bonus
-    pay = {"card": card["id"], "amount": "300", "items": "护理"}
+    pay = {"card": card["id"], "amount": "300", "items": "护理", "payment_method": "stored_value"}
     assert race(retail, [("clerk1", "card_consumption", pay), ("clerk2", "card_consumption", pay)], hold=0.5) == \
         ["ok", "refused"]
     for _ in range(3):
