@@ -347,11 +347,11 @@ def plan_moves_the_asset_date(ctx: HookContext) -> None:
         refresh_asset_service(ctx, asset_id)
 
 
-def refresh_asset_service(ctx: Any, asset_id: int, done_on: date | None = None) -> None:
+def refresh_asset_service(ctx: Any, asset_id: int, done_on: date | None = None, maintained: bool = False) -> None:
     """Keep an asset's next service date: the earliest of its active plans' next due dates and
     its open plan work orders' planned dates. An asset without any plan keeps the date entered
-    by hand, cleared once a maintenance work order has been done on or after it. `done_on`: a
-    service was just completed that day (sets the last service date)."""
+    by hand, cleared once a maintenance has been done on or after it. `done_on`: on-site work was
+    just completed that day (the last service date); `maintained`: it was a maintenance."""
     asset = get(ctx, "customer_asset", asset_id)
     if asset is None:
         return
@@ -366,7 +366,7 @@ def refresh_asset_service(ctx: Any, asset_id: int, done_on: date | None = None) 
             f"asset eq {asset_id}", "maintenance_plan is_not_empty", f"status in {','.join(OPEN)}"], limit=200)
             if o.get("planned_for")]
         changes["next_service_date"] = min(dates) if dates else None
-    elif done_on is not None and asset.get("next_service_date") and asset["next_service_date"] <= done_on:
+    elif maintained and done_on is not None and asset.get("next_service_date") and asset["next_service_date"] <= done_on:
         changes["next_service_date"] = None
     update_if_changed(ctx, "customer_asset", asset, changes)
 
@@ -483,7 +483,8 @@ def work_order_follow_ups(ctx: HookContext) -> None:
     finished = record.get("status") in DONE and (ctx.old is None or old.get("status") not in DONE)
     if asset_id and finished:
         done_on = (record.get("completed_at") or ctx.records.runtime.now()).date()
-        refresh_asset_service(ctx, asset_id, done_on if record.get("service_type") in ON_SITE else None)
+        refresh_asset_service(ctx, asset_id, done_on if record.get("service_type") in ON_SITE else None,
+                              maintained=record.get("service_type") == "maintenance")
     elif asset_id and (record.get("maintenance_plan") or old.get("maintenance_plan")) and status_changed:
         refresh_asset_service(ctx, asset_id)
     if old.get("asset") and old.get("asset") != asset_id:

@@ -414,6 +414,31 @@ def test_completing_a_plan_work_order_moves_the_asset_service_dates(fs: CRM) -> 
     assert fs.get("maintenance_plan", plan["id"])["next_due"] == add_months_to(day, 12)
 
 
+def test_an_asset_without_plans_keeps_its_hand_typed_date_until_it_is_maintained(fs: CRM) -> None:
+    day = today(fs)
+    asset = setup_asset(fs, next_service_date=add_days(day, -1))
+    repair = work_order(fs, asset, assigned_to=fs.id("eng1"), status="assigned")
+    fs.system.update("service_request", repair["id"], {"status": "resolved", "resolution": "更换风扇",
+                                                       "labour_hours": 1}, repair["version"])
+    asset = fs.get("customer_asset", asset["id"])
+    assert asset["last_service_date"] == day and asset["next_service_date"] == day - timedelta(days=1)
+    visit = work_order(fs, asset, service_type="maintenance", assigned_to=fs.id("eng1"), status="assigned")
+    fs.as_("eng1").run_action("service_request", visit["id"], "complete_work", {"resolution": "保养完成",
+                                                                               "labour_hours": "2"})
+    asset = fs.get("customer_asset", asset["id"])
+    assert asset["next_service_date"] is None and asset["service_status"] == "none"
+
+
+def test_texts_the_pack_writes_follow_the_language_setting(fs: CRM) -> None:
+    fs.runtime.set_setting("generated_text_language", "en")
+    asset = setup_asset(fs)
+    plan = fs.system.create("maintenance_plan", {"asset": asset["id"], "interval": 1, "next_due": add_days(today(fs), 1)})
+    assert plan["name"] == "Every 1 month: PLC控制器 SN-001"
+    fs.system.run_job("generate_maintenance_orders")
+    (order,) = fs.find("service_request", f"maintenance_plan eq {plan['id']}")
+    assert order["subject"] == f"Every 1 month: PLC控制器 SN-001 ({add_days(today(fs), 1)})"
+
+
 # -- warnings ------------------------------------------------------------------------------------------------
 
 
