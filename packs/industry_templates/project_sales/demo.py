@@ -67,8 +67,12 @@ APPROACHES = {
     "user": "安排现场演示和操作培训，收集使用意见写进方案。",
     "coach": "保持每周沟通，及时获取项目内部进展和竞争对手动向。",
 }
-ATTITUDES = (("champion", 10), ("supporter", 30), ("neutral", 30), ("skeptic", 15), ("opponent", 8), ("unknown", 7))
+ATTITUDES = (("supporter", 30), ("neutral", 35), ("skeptic", 18), ("opponent", 10), ("unknown", 7))  # a coach: champion
 RELATIONSHIPS = (("none", 10), ("acquainted", 30), ("recognised", 30), ("trusted", 20), ("ally", 10))
+# how close we are to someone, by their attitude
+CLOSENESS = {"champion": (("trusted", 40), ("ally", 60)), "supporter": (("recognised", 50), ("trusted", 40), ("ally", 10)),
+             "neutral": (("acquainted", 50), ("recognised", 50)), "skeptic": (("none", 30), ("acquainted", 70)),
+             "opponent": (("none", 50), ("acquainted", 50)), "unknown": (("none", 100),)}
 STRATEGIES = ("突出本地化服务和交付周期优势，强调同行业成功案例。",
               "通过技术交流引导招标参数向我方优势倾斜。",
               "报价上保持合理利润，用分期付款和延长质保应对价格战。",
@@ -282,9 +286,9 @@ def decision_chain(demo: Any, opp: dict[str, Any]) -> None:
             c.get("title") == title or (c.get("decision_role") == role and role != "decision_maker"))), None)
         contact_id = contact["id"] if contact else new_contact(demo, opp, title, dept, role, influence)
         used.add(contact_id)
-        attitude = weighted(rng, ATTITUDES)
+        attitude = "champion" if role == "coach" else weighted(rng, ATTITUDES)
         row = {"opportunity": opp["id"], "contact": contact_id, "decision_role": role, "influence": influence,
-               "attitude": "champion" if role == "coach" else attitude, "relationship": weighted(rng, RELATIONSHIPS),
+               "attitude": attitude, "relationship": weighted(rng, CLOSENESS[attitude]),
                "reports_to": made[boss] if boss is not None and boss < len(made) else None,
                "concerns": CONCERNS.get(role), "approach": APPROACHES.get(role)}
         if contact is None:
