@@ -222,9 +222,24 @@ def test_sharing_tab_bulk_transfer_and_recycle_bin_over_http(crm: CRM, web: Web,
     assert "批量转移0" in web("sales2").get("/app/customer?view=shared").text
     manager = web("manager")
     moved = manager.post("/app/customer/bulk", data={"_csrf": form_token(manager, "/app/customer"), "action": "owner",
-                                                     "owner": str(crm.id("east1")), "ids": [str(i) for i in customers]})
+                                                     "user": str(crm.id("east1")), "ids": [str(i) for i in customers]})
     assert moved.status_code == 303
     assert [crm.get("customer", i)["owner"] for i in customers] == [crm.id("east1")] * 2
+    # bulk share and unshare: the manager lends both customers to marketing, read only, then takes them back
+    listed = manager.get("/app/customer").text
+    assert '<option value="share">' in listed and 'data-test="bulk-access"' in listed
+    lent = manager.post("/app/customer/bulk", data={"_csrf": form_token(manager, "/app/customer"), "action": "share",
+                                                    "user": str(crm.id("sales2")), "access": "read",
+                                                    "ids": [str(i) for i in customers]})
+    assert lent.status_code == 303
+    assert [s["access"] for i in customers for s in crm.system.shares("customer", i)
+            if s["user_id"] == crm.id("sales2")] == ["read", "read"]
+    assert ok(api("sales2")("GET", f"/api/v1/customer/{customers[1]}"))["name"] == "批量转移1"
+    taken = manager.post("/app/customer/bulk", data={"_csrf": form_token(manager, "/app/customer"), "action": "unshare",
+                                                     "user": str(crm.id("sales2")), "ids": [str(i) for i in customers]})
+    assert taken.status_code == 303
+    assert api("sales2")("GET", f"/api/v1/customer/{customers[1]}").status_code == 404
+    assert 'value="share"' not in web("marketing1").get("/app/customer").text  # marketing may not share customers
     assert crm.get("contact", contact["id"])["owner"] == crm.id("east1")
     assert api("sales1")("GET", f"/api/v1/customer/{customers[1]}").status_code == 404
     # the recycle bin: a salesperson deletes, the manager restores

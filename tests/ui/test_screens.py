@@ -136,7 +136,7 @@ def test_bulk_change_owner_and_delete(client_for: Client, crm: Runtime, people: 
     admin = client_for("admin")
     token = csrf_of(admin, "/app/customer")
     chosen = [str(i) for i in data["mine"][10:13]]
-    moved = admin.post("/app/customer/bulk", data={"_csrf": token, "action": "owner", "owner": people["sales2"].id,
+    moved = admin.post("/app/customer/bulk", data={"_csrf": token, "action": "owner", "user": people["sales2"].id,
                                                    "ids": chosen})
     assert moved.status_code == 303
     assert {crm.records().get("customer", i)["owner"] for i in chosen} == {people["sales2"].id}

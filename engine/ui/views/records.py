@@ -205,7 +205,12 @@ def bulk(ctx: Ctx) -> Response:
                 ctx.records.delete(entity.key, record_id)
             elif action == "owner":
                 record = ctx.records.get(entity.key, record_id)
-                ctx.records.update(entity.key, record_id, {"owner": ctx.param("owner")}, record["version"])
+                ctx.records.update(entity.key, record_id, {"owner": ctx.param("user")}, record["version"])
+            elif action == "share":
+                ctx.records.share(entity.key, record_id, int(user) if (user := ctx.param("user")).isdigit() else 0,
+                                  ctx.param("access") or "read")
+            elif action == "unshare":
+                ctx.records.unshare(entity.key, record_id, int(user) if (user := ctx.param("user")).isdigit() else 0)
             elif action.startswith("act:"):  # a record action the pack marks `bulk: true`
                 spec = entity.action(action[4:])
                 if spec is None or not spec.bulk:
