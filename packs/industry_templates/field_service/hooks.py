@@ -392,8 +392,10 @@ def work_order_defaults(ctx: HookContext) -> None:
         if record.get("labour_rate") is None:
             record["labour_rate"] = money(Decimal(str(ctx.setting("service_labour_rate") or 0)))
     fill_travel_fee(ctx, record)
-    if ctx.old is not None and ctx.changed("assigned_to") and not ctx.actor.is_system \
-            and not user_may(ctx, "service_request", "assign", ctx.old):
+    # assigning an engineer is dispatching: it needs 'assign' (a new work order may name its author)
+    assigns = ctx.changed("assigned_to") if ctx.old is not None else \
+        record.get("assigned_to") not in (None, ctx.actor.user_id)
+    if assigns and not ctx.actor.is_system and not user_may(ctx, "service_request", "assign", ctx.old or {"owner": None}):
         ctx.reject(ctx.message("fs_dispatch_needs_assign"), field="assigned_to")
     if record.get("assigned_to") and (ctx.is_new or ctx.changed("assigned_to")):
         record["owner"] = record["assigned_to"]

@@ -315,6 +315,12 @@ def test_engineers_see_and_work_their_own_work_orders_only(fs: CRM) -> None:
     with pytest.raises(Rejected, match="Only a dispatcher"):  # nor hand a work order to a colleague
         engineer.update("service_request", mine["id"], {"assigned_to": fs.id("eng2")}, record["version"])
     engineer.update("service_request", mine["id"], {"labour_hours": "1.5"}, record["version"])
+    with pytest.raises(Rejected, match="Only a dispatcher"):  # nor at creation
+        work_order(fs, asset, "eng1", assigned_to=fs.id("eng2"))
+    found_on_site = work_order(fs, asset, "eng1", assigned_to=fs.id("eng1"))  # a fault they found on site
+    assert found_on_site["owner"] == fs.id("eng1")
+    with pytest.raises(Rejected, match="Only a dispatcher"):
+        work_order(fs, asset, "sales1", assigned_to=fs.id("eng1"))
     assert engineer.get("customer_asset", asset["id"])["id"] == asset["id"]  # the equipment, to work on it
     assert "order" not in engineer.get("customer_asset", asset["id"])  # but not the sales order
 
