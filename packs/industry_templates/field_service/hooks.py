@@ -200,11 +200,10 @@ def user_name(ctx: Any, user_id: int | None) -> str:
 
 def move_owner(ctx: Any, entity: str, filters: list[str], owner: int) -> None:
     """Give every record matching `filters` (and not owned by `owner` yet) to `owner`."""
-    for record in rows(ctx, entity, [*filters, f"owner ne {owner}"], limit=10000):
-        ctx.records.update(entity, record["id"], {"owner": owner}, record["version"])
-    # owner ne X leaves out records without an owner
-    for record in rows(ctx, entity, [*filters, "owner is_empty"], limit=10000):
-        ctx.records.update(entity, record["id"], {"owner": owner}, record["version"])
+    for other in (f"owner ne {owner}", "owner is_empty"):  # `ne` leaves out records without an owner
+        while found := rows(ctx, entity, [*filters, other], limit=200):
+            for record in found:
+                ctx.records.update(entity, record["id"], {"owner": owner}, record["version"])
 
 
 # -- 1. customer assets -----------------------------------------------------------------------------------
