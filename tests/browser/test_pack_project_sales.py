@@ -32,6 +32,19 @@ def test_a_presales_engineer_works_a_project(industry_server: CrmServer, page: A
     assert page.locator("table[data-test=list] tbody tr.highlight").count() > 0
     shot(page, "my-tasks")
 
+    # work the overdue one: in progress, with a first result
+    with page.expect_navigation():
+        page.locator("table[data-test=list] tbody tr.highlight a[href^='/app/project_task/']").first.click()
+    task = record_id(page, "project_task")
+    with page.expect_navigation():
+        page.click("[data-test=edit]")
+    page.select_option("#in-status", "in_progress")
+    page.fill("#in-result", "已完成初稿，待内部评审。\n评审后发送销售。")
+    submit(page, "[data-test=save]")
+    assert record_id(page, "project_task") == task, page.inner_text("main")[:1500]
+    assert field_value(page, "status") == "In progress"
+    shot(page, "task-worked")
+
     # an opportunity with an overdue stage: project data, decision chain, stage plan
     page.goto(base + "/app/opportunity_stage_plan?view=overdue")
     first = page.locator("table[data-test=list] tbody tr.highlight").first

@@ -134,6 +134,8 @@ def bid_bond_bookkeeping(ctx: HookContext) -> None:
     """A return date marks the bond returned; marking it returned dates it today; a bond cannot
     come back before it was paid."""
     record = ctx.record
+    if record.get("bid_bond_returned") is None:
+        record["bid_bond_returned"] = False  # opportunities from before the pack was installed
     if record.get("bid_bond_returned_on") and not record.get("bid_bond_returned"):
         if ctx.changed("bid_bond_returned_on"):
             record["bid_bond_returned"] = True
@@ -418,6 +420,10 @@ def task_rules(ctx: HookContext) -> None:
     if may(ctx, "project_task", "edit", old, shares=False):
         return  # their own role reaches the task (a manager of the requester, an administrator)
     changed = {k for k in ctx.entity.fields if not ctx.entity.fields[k].system and ctx.changed(k)} - ASSIGNEE_MAY_CHANGE
+    for k in [k for k in changed if ctx.entity.fields[k].type in ("string", "text")]:
+        if " ".join(str(record.get(k) or "").split()) == " ".join(str(old.get(k) or "").split()):
+            record[k] = old.get(k)  # a form sent the same text back (line breaks as \r\n)
+            changed.discard(k)
     if changed:
         def names(lang: str) -> str:
             return ("、" if lang == "zh" else ", ").join(ctx.entity.fields[k].title(lang) for k in sorted(changed))

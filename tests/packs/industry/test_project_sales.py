@@ -402,7 +402,7 @@ def test_a_delegated_task_is_worked_by_its_assignee(crm: CRM) -> None:
     sales1, presales = crm.as_("sales1"), crm.as_("presales1")
     task = sales1.create("project_task", {"subject": "编制技术方案", "opportunity": opp["id"], "task_type": "solution_design",
                                           "assigned_to": crm.id("presales1"), "due_date": TODAY + timedelta(days=7),
-                                          "description": "按招标文件第五章编写"})
+                                          "description": "按招标文件第五章编写\n重点说明冗余设计"})
     assert task["code"].startswith("RW") and task["status"] == "pending"
     assert task["department"] == crm.find("department", "code eq PRESALES")[0]["id"]  # the assignee's department
     mine = next(v for v in crm.runtime.registry.entity("project_task").list.views if v.key == "assigned_to_me")
@@ -411,6 +411,10 @@ def test_a_delegated_task_is_worked_by_its_assignee(crm: CRM) -> None:
     assert [t["id"] for t in crm.find("project_task", *delegated.filter, actor="sales1")] == [task["id"]]
     # the assignee works it: status, result, deliverable; not the rest, and does not cancel it
     task = presales.update("project_task", task["id"], {"status": "in_progress"}, task["version"])
+    # a form sending the request back with other line breaks changes nothing of it
+    task = presales.update("project_task", task["id"], {"description": "按招标文件第五章编写\r\n重点说明冗余设计"},
+                           task["version"])
+    assert task["description"] == "按招标文件第五章编写\n重点说明冗余设计"
     rejected(lambda: presales.update("project_task", task["id"], {"due_date": TODAY + timedelta(days=30)}, task["version"]),
              "", "Due date")
     rejected(lambda: presales.update("project_task", task["id"], {"status": "cancelled"}, task["version"]), "status")
@@ -504,7 +508,10 @@ def test_install_onto_a_running_standard_crm_keeps_every_row_and_loads_the_demo(
     # the old records work with the new fields
     old = runtime.records().get("opportunity", opp["id"])
     assert old["name"] == opp["name"] and old["project_type"] is None
-    runtime.records().update("opportunity", old["id"], {"project_type": "system_integration"}, old["version"])
+    runtime.records().update("opportunity", old["id"], {"project_type": "system_integration", "bid_bond": 30000},
+                             old["version"])
+    outstanding = runtime.records().query("opportunity", ListQuery(filters=["bid_bond gt 0", "bid_bond_returned eq false"]))
+    assert [r["id"] for r in outstanding.rows] == [old["id"]]
     # the pack's demo data builds on the standard demo's
     demo = generate_pack(runtime, "project_sales", seed=7)
     assert demo is not None and demo.counts["opportunity_stage_plan"] > 0 and demo.counts["decision_maker"] > 0
