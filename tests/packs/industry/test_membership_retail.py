@@ -170,7 +170,7 @@ def test_locales_match_and_cover_every_message_the_hooks_use() -> None:
     zh = yaml.safe_load((PACK / "locales" / "zh.yaml").read_text(encoding="utf-8"))
     assert set(en) == set(zh)
     for key in en:
-        assert set(re.findall(r"{(\w+)}", en[key])) == set(re.findall(r"{(\w+)}", zh[key])), key
+        assert set(re.findall(r"{(\w+)(?::[^}]*)?}", en[key])) == set(re.findall(r"{(\w+)(?::[^}]*)?}", zh[key])), key
     code = (PACK / "hooks.py").read_text(encoding="utf-8")
     used = set(re.findall(r'(?:message|say|text)\(ctx, "([a-z_]+)"', code))
     assert used and used <= set(en), used - set(en)
@@ -371,7 +371,7 @@ def test_blocked_or_expired_cards_take_nothing(retail: Retail) -> None:
         retail.consume(card, "10")
     assert "expired on 2020-01-01" in errors_of(refused)["card"]
     cancelled = mgr.update("member_card", card["id"], {"status": "cancelled", "expires_on": None}, expired["version"])
-    assert any("still holds ¥1100.00" in w.text("en") for w in cancelled["_warnings"])
+    assert any("still holds ¥1,100.00" in w.text("en") for w in cancelled["_warnings"])
     assert retail.get("customer", card["member"])["card_count"] == 0  # no live card: no member any more
 
 
@@ -503,7 +503,7 @@ def test_voiding_a_recharge_needs_its_credit_on_the_card(retail: Retail) -> None
     retail.consume(card, "200")
     with pytest.raises(Rejected) as refused:
         retail.as_("mgr1").run_action("card_recharge", recharge["id"], "void", {"reason": "x"})
-    assert "credited ¥1100.00, but the card holds only ¥900.00" in errors_of(refused)[""]
+    assert "credited ¥1,100.00, but the card holds only ¥900.00" in errors_of(refused)[""]
     again = retail.as_("clerk1").create("card_recharge", {"card": card["id"], "amount": "500",
                                                           "payment_channel": "cash"})
     retail.as_("mgr1").run_action("card_recharge", again["id"], "void", {"reason": "重复录入"})
