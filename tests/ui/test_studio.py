@@ -65,8 +65,16 @@ def test_custom_field_from_preview_to_revert(client_for: Client, crm: Runtime, a
 
 def test_studio_is_for_administrators(client_for: Client) -> None:
     sales = client_for("sales1")
-    for path in ("/admin/studio", "/admin/studio/customer", "/admin/settings", "/admin/users"):
+    for path in ("/admin/studio", "/admin/studio/customer", "/admin/settings", "/admin/users",
+                 "/admin/studio/new-entity", "/admin/studio/customer/layouts/list", "/admin/roles/salesperson",
+                 "/admin/roles/salesperson/fields/customer"):
         assert sales.get(path).status_code == 403, path
+    token = csrf_of(sales, "/")
+    for path in ("/admin/studio/new-entity", "/admin/studio/customer/layouts/form", "/admin/studio/x_any/remove",
+                 "/admin/roles/salesperson/fields/customer"):
+        assert sales.post(path, data={"_csrf": token, **ENTITY, "apply": "1"}).status_code == 403, path
+    admin = client_for("admin")
+    assert admin.post("/admin/studio/new-entity", data={**ENTITY, "apply": "1"}).status_code == 403  # no CSRF token
 
 
 def test_settings_are_typed(client_for: Client, crm: Runtime) -> None:
@@ -281,3 +289,163 @@ def test_custom_entity_gets_every_screen_and_the_api_and_undo_takes_it_off(
     assert admin.post("/admin/studio/x_project/remove", data={"_csrf": token}).status_code == 303
     assert admin.get("/app/x_project").status_code == 404
     assert admin.post("/admin/studio/customer/remove", data={"_csrf": token}).status_code == 404  # a pack's entity
+
+
+# -- the layout editor --------------------------------------------------------------------------------
+
+def legends(html: str) -> list[str]:
+    return re.findall(r"<legend>([^<]+)</legend>", html)
+
+
+def inputs(html: str) -> list[str]:
+    return re.findall(r'<(?:input|select|textarea)[^>]* name="([a-z_0-9]+)"', html)
+
+
+def test_layout_editor_moves_sections_fields_columns_sorts_filters_and_tabs(
+        client_for: Client, crm: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web, "RELOAD_SECONDS", 0.0)
+    admin = client_for("admin")
+    form_url = "/admin/studio/customer/layouts/form"
+    page = admin.get(form_url)
+    assert page.status_code == 200 and 'data-test="section-4"' in page.text
+    for kind in ("detail", "list", "related"):
+        assert admin.get(f"/admin/studio/customer/layouts/{kind}").status_code == 200, kind
+    token = csrf_of(admin, form_url)
+
+    def move(kind: str, status: int = 303, **data: str) -> str:
+        response = admin.post(f"/admin/studio/customer/layouts/{kind}", data={"_csrf": token, **data})
+        assert response.status_code == status, response.text[-3000:]
+        return response.text
+
+    # form: fields up/down and to another section, sections added, renamed, reordered, removed
+    move("form", op="field_down", i="0", field="category")
+    move("form", op="add_section", label_zh="重点", label_en="Focus", columns="1")
+    move("form", op="move_field", i="1", field="fax", to="5")
+    move("form", op="edit_section", i="5", label_zh="要点", label_en="Key facts", columns="3")
+    move("form", op="section_up", i="5")
+    move("form", op="remove_field", i="1", field="website")
+    move("form", op="remove_section", i="5")  # Remarks, now last
+    move("form", op="add_field", i="0", field="remarks")
+    # bad moves: clear errors, nothing stored
+    revisions = admin.get("/admin/studio").text.count('data-test="undo-')
+    assert "Customer name is required: it must stay on the form" in move("form", 422, op="remove_field", i="0",
+                                                                         field="name")
+    assert "There is a section called" in move("form", 422, op="edit_section", i="0", label_zh="x",
+                                               label_en="Key facts", columns="2")
+    assert "Give the label in Chinese and English" in move("form", 422, op="add_section", label_zh="", label_en="X")
+    assert "is not a field that can go here" in move("form", 422, op="add_field", i="0", field="phone_key")
+    assert "changed in the meantime" in move("form", 422, op="section_up", i="42")
+    assert "Columns: 1 to 4" in move("form", 422, op="edit_section", i="0", label_zh="基本", label_en="Basics",
+                                     columns="9")
+    assert admin.get("/admin/studio").text.count('data-test="undo-') == revisions
+
+    sales = client_for("sales1")
+    new_form = sales.get("/app/customer/new").text
+    assert legends(new_form) == ["Basic information", "Contact and address", "Sales status", "Customer pool",
+                                 "Key facts"]
+    names = inputs(new_form)
+    assert names.index("source") < names.index("category") < names.index("remarks") < names.index("phone")
+    assert "website" not in names and names[-1] == "fax"
+    assert 'data-test="customised"' in admin.get(form_url).text
+
+    # the record page has a layout of its own
+    move("detail", op="field_down", i="0", field="name")
+    customer = crm.records().create("customer", {"name": "布局测试", "mnemonic": "BJCS", "owner": None})
+    detail = admin.get(f"/app/customer/{customer['id']}").text
+    assert detail.index("<dt>Mnemonic code</dt>") < detail.index("<dt>Customer name</dt>")
+
+    # list: columns added, moved, removed; default sort; filter fields
+    move("list", op="add_column", field="email")
+    move("list", op="column_up", field="email")
+    move("list", op="column_remove", field="phone")
+    move("list", op="set_sort", sort1="name", dir1="asc", sort2="", dir2="asc")
+    move("list", op="add_filter", field="city")
+    move("list", op="filter_up", field="city")
+    move("list", op="filter_remove", field="created_at")
+    assert "cannot be sorted by" in move("list", 422, op="set_sort", sort1="bogus", dir1="asc")
+    assert "is not a field that can go here" in move("list", 422, op="add_column", field="phone_key")
+    listed = sales.get("/app/customer").text
+    headers = re.findall(r'data-test="sort-([a-z_]+)"', listed)
+    assert headers.index("email") == headers.index("next_follow_up_at") + 1 and "phone" not in headers
+    assert 'data-test="filter-city"' in listed and 'data-test="filter-created_at"' not in listed
+    from engine.runtime.customization import reload
+
+    layout = reload(crm).registry.entity("customer").list
+    assert layout.sort == ("name",) and layout.filters[-2:] == ("assigned_at", "city")
+
+    # related tabs: which show, in what order
+    related_url = "/admin/studio/customer/layouts/related"
+    move("related", op="tab_up", i="1")  # follow-ups first
+    move("related", op="hide_tab", i="6")  # service requests
+    assert 'data-test="show-tab-service_request-customer"' in admin.get(related_url).text
+    page = admin.get(f"/app/customer/{customer['id']}").text
+    tabs = re.findall(r'data-test="tab-([a-z_]+)"', page)
+    assert tabs[:2] == ["follow_up", "contact"] and "service_request" not in tabs
+    move("related", op="show_tab", tab="service_request.customer")
+    tabs = re.findall(r'data-test="tab-([a-z_]+)"', admin.get(f"/app/customer/{customer['id']}").text)
+    assert tabs.index("service_request") == tabs.index("customer") + 1
+    assert "changed in the meantime" in move("related", 422, op="show_tab", tab="contact.bogus")
+
+    # administrators only, CSRF enforced, unknown layouts are not there
+    assert sales.get(form_url).status_code == 403
+    assert sales.post(form_url, data={"_csrf": csrf_of(sales, "/"), "op": "section_up", "i": "1"}).status_code == 403
+    assert admin.post(form_url, data={"op": "section_up", "i": "1"}).status_code == 403
+    assert admin.get("/admin/studio/customer/layouts/kanban").status_code == 404
+
+
+# -- field rules in the role grid ---------------------------------------------------------------------
+
+def test_field_rules_hide_and_lock_fields_per_role_live(client_for: Client, crm: Runtime, people: dict[str, User],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web, "RELOAD_SECONDS", 0.0)
+    admin = client_for("admin")
+    url = "/admin/roles/salesperson/fields/customer"
+    assert 'data-test="field-rules-customer"' in admin.get("/admin/roles/salesperson").text
+    page = admin.get(url)
+    assert page.status_code == 200 and 'name="rule.phone"' in page.text and "phone_key" not in page.text
+    token = csrf_of(admin, url)
+    sales = client_for("sales1")
+    mine = crm.records().create("customer", {"name": "规则客户", "phone": "021-5555-1234", "city": "苏州",
+                                             "owner": people["sales1"].id})
+    product = crm.records().create("product", {"name": "规则产品", "code": "GZ-001", "cost_price": "88"})
+    assert 'name="phone"' in sales.get("/app/customer/new").text
+
+    # bad input: a required field cannot be hidden from a role that creates records; unknown rules
+    bad = admin.post(url, data={"_csrf": token, "rule.name": "hidden", "rule.phone": "hidden"})
+    assert bad.status_code == 422 and "users of this role could no longer create records" in bad.text
+    assert admin.post(url, data={"_csrf": token, "rule.phone": "secret"}).status_code == 422
+    assert 'name="phone"' in sales.get("/app/customer/new").text  # nothing was stored
+
+    assert admin.post(url, data={"_csrf": token, "rule.phone": "hidden", "rule.city": "read_only"}).status_code == 303
+    form = sales.get("/app/customer/new").text
+    assert 'name="phone"' not in form and 'name="city"' not in form  # hidden; read-only (not on a new record)
+    record = sales.get(f"/api/v1/customer/{mine['id']}").json()
+    assert "phone" not in record and record["city"] == "苏州"
+    edit = sales.get(f"/app/customer/{mine['id']}/edit").text
+    assert 'name="city"' not in edit and "苏州" in edit  # shown, not changeable
+    page = admin.get(url).text
+    assert re.search(r'class="changed"><select name="rule.phone"', page)
+    assert "Role permissions changed" in admin.get("/admin/audit").text
+
+    # "visible" lifts a rule of the packs (salespeople do not see product cost prices)
+    product_url = "/admin/roles/salesperson/fields/product"
+    assert re.search(r'name="rule.cost_price".*?<option value="hidden" selected', admin.get(product_url).text, re.S)
+    assert "cost_price" not in sales.get(f"/api/v1/product/{product['id']}").json()
+    assert admin.post(product_url, data={"_csrf": token, "rule.cost_price": "visible"}).status_code == 303
+    assert sales.get(f"/api/v1/product/{product['id']}").json()["cost_price"] == "88.00"
+
+    # saving the scope grid keeps the field rules
+    grid = admin.get("/admin/roles/salesperson").text
+    selects = dict(re.findall(r'<select name="([a-z_]+\.[a-z]+)"[^>]*>.*?<option value="([a-z]+)" selected', grid, re.S))
+    assert admin.post("/admin/roles/salesperson", data={"_csrf": token, **selects,
+                                                        "customer.export": "own"}).status_code == 303
+    assert 'name="phone"' not in sales.get("/app/customer/new").text
+    assert "cost_price" in sales.get(f"/api/v1/product/{product['id']}").json()
+
+    # back to the packs' rules; administrators only; CSRF; unknown role or entity
+    assert admin.post(url, data={"_csrf": token}).status_code == 303
+    assert 'name="phone"' in sales.get("/app/customer/new").text
+    assert sales.get(url).status_code == 403
+    assert admin.post(url, data={"rule.phone": "hidden"}).status_code == 403
+    assert admin.get("/admin/roles/nobody/fields/customer").status_code == 404
+    assert admin.get("/admin/roles/salesperson/fields/nothing").status_code == 404
