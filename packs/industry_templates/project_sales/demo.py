@@ -185,15 +185,19 @@ def project_data(demo: Any, opp: dict[str, Any], kind: str, first: bool) -> dict
     }
     if kind in ("supply_and_install", "upgrade_retrofit", "system_integration") and rng.random() < 0.6:
         values["design_institute"] = rng.choice(DESIGN_INSTITUTES)
-    tendered = method in TENDERED and at >= order.index("proposal") if "proposal" in order else False
-    if first and stage in ("proposal", "negotiation", "needs_analysis", "initial_contact"):
-        tendered, method, values["procurement_method"] = True, "public_tender", "public_tender"
-        stage = "bidding" if "bidding" in order else stage
+    # Tendered projects: those still before the tender may have it published now (stage bidding,
+    # deadline ahead); later ones went through it (deadline past).
+    if "bidding" in order:
+        before = at < order.index("bidding")
+        if first:
+            method = values["procurement_method"] = "public_tender"
+        if method in TENDERED and before and (first or (stage != "initial_contact" and
+                                                        rng.random() < (0.7 if stage == "proposal" else 0.4))):
+            stage = "bidding"
+    tendered = method in TENDERED and stage not in order[:order.index("bidding")] if "bidding" in order else False
     if tendered:
         agency, code = rng.choice(AGENCIES)
-        if stage == "proposal" and "bidding" in order and rng.random() < 0.7:
-            stage = "bidding"
-        closed = stage in ("won", "lost") or at > order.index("bidding") if "bidding" in order else True
+        closed = stage != "bidding"  # the tender is over
         deadline = (datetime.combine(min(close, today) - timedelta(days=rng.randint(15, 40)), time(9, 30)) if closed
                     else datetime.combine(today + timedelta(days=rng.randint(3, 13)), time(rng.choice((9, 10, 14)), 30)))
         bond = min(money(values["project_budget"] * Decimal("0.02"), 1000), Decimal(800000))
