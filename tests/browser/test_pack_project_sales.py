@@ -128,3 +128,24 @@ def test_closing_a_project_needs_its_summary(industry_server: CrmServer, page: A
     open_tab(page, "opportunity_stage_plan")
     assert page.locator("table[data-test=related] tbody tr.highlight").count() == 0  # every stage finished
     shot(page, "plan-done")
+
+
+def test_the_project_tabs_in_chinese(industry_server: CrmServer, page: Any, shot: Shot) -> None:
+    base = industry_server.url
+    sign_in(page, base, "manager", language="zh")
+    page.goto(base + "/app/opportunity?view=bids_due_soon")
+    assert "14天内投标截止" in page.inner_text("main")
+    shot(page, "bids-due")
+    page.goto(base + "/app/decision_maker")  # the team's decision makers, by opportunity
+    with page.expect_navigation():
+        page.locator("table[data-test=list] tbody a[href^='/app/decision_maker/']").first.click()
+    with page.expect_navigation():
+        page.click("dd[data-field=opportunity] a")
+    assert "招投标与保证金" in page.inner_text("main")
+    open_tab(page, "decision_maker")
+    assert page.locator("[data-test=tab-decision_maker]").inner_text().startswith("决策链")
+    assert page.locator("table.tree[data-test=related] tbody tr[data-depth='1']").count() >= 1
+    shot(page, "decision-chain")
+    open_tab(page, "opportunity_stage_plan")
+    assert "阶段目标" in page.inner_text("main")
+    shot(page, "stage-plan")
