@@ -16,7 +16,8 @@ docs/packs/project_sales.md describes each one for administrators:
 8. bid bond bookkeeping.
 
 Everything here uses the plugin API (engine.plugins, the record service reached through
-`ctx.records`, ListQuery and the runtime's errors).
+`ctx.records`, ListQuery), except `may()`: the plugin API has no public "may this user do that to
+this record?" yet, so it asks the runtime's access rules as the standard pack's hooks do.
 """
 
 from __future__ import annotations
