@@ -1,4 +1,5 @@
-"""The screenshots of docs/user.md, taken from the real server in Debian's Chromium.
+"""The screenshots of docs/user.md (and of docs/admin.md, see studio_screenshots.py), taken from
+the real server in Debian's Chromium.
 
     make screenshots          # = python -m tests.browser.make_screenshots docs/screenshots
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from tests.browser.pages import create_opportunity, sign_in, submit
 from tests.browser.server import ROOT, CrmServer, launch
+from tests.browser.studio_screenshots import capture_studio
 
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 browser = launch(playwright)
                 try:
                     paths = capture(browser, server.url, Path(args.out))
+                    paths += capture_studio(browser, server.url, Path(args.out))  # docs/admin.md's
                 finally:
                     browser.close()
         finally:

@@ -260,8 +260,7 @@ def layout_editor(ctx: Ctx) -> Response:
             ctx.flash(ctx.t("studio_applied"))
             return ctx.redirect(f"/admin/studio/{entity.key}/layouts/{kind}")
     doc = current(ctx.runtime, "entity", entity.key) or {}
-    customised = kind in ((doc.get("layouts") or {}).get("replace") or ()) or (
-        "entity" in doc and kind in (doc.get("layouts") or {}))
+    customised = kind in ((doc.get("layouts") or {}).get("replace") or ())  # a pack's layout, replaced
     values: dict[str, Any] = {"fields": {f.name: f for f in entity.fields.values()}}
     if kind in ("form", "detail"):
         sections = sections_of(entity, kind)
