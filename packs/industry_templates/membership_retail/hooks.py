@@ -13,6 +13,13 @@ mistakes are voided (recharges, consumptions) or adjusted (points), which leaves
 
 The pure helpers at the top (segment_of, bonus_for, points_for, months_before) are also used by
 the pack's demo.py.
+
+Beyond the public plugin API of docs/plugins.md, the code uses: the runtime's clock
+(`ctx.records.runtime.now()`) and registry (`ctx.records.registry`: the pick-list of levels and
+card statuses, the standard pack's hooks.py for its next_birthday rule; `.message()` for texts
+written into records in one language); and `ctx.records.summarize(entity, ListQuery, group_by,
+sums)`, the record service's grouped count and sum, for the members' 12-month figures and the
+points expiry.
 """
 
 from __future__ import annotations
@@ -587,8 +594,7 @@ def points_rules(ctx: HookContext) -> None:
     if not ctx.actor.is_system:
         if kind in ("earn", "expire"):
             ctx.reject(ctx.message("points_kind_automatic"), field="kind")
-        if kind in ("adjust", "gift") and not ctx.records.runtime.access.allows(
-                ctx.actor, ctx.records.registry.entity("member_card"), "edit", card):
+        if kind in ("adjust", "gift") and not ctx.may("member_card", "edit", card):
             ctx.reject(ctx.message("points_adjust_needs_manager"), field="kind")
         if kind == "redeem" and card.get("status") != "active":
             ctx.reject(card_not_active(ctx, card), field="card")

@@ -510,6 +510,24 @@ def test_voiding_a_recharge_needs_its_credit_on_the_card(retail: Retail) -> None
     assert retail.get("member_card", card["id"])["balance"] == Decimal("900.00")
 
 
+def test_a_csv_import_of_consumptions_is_checked_row_by_row(retail: Retail) -> None:
+    from engine.runtime.importer import import_csv
+
+    card = retail.card(recharge="1000")  # 1,100 with the bonus
+    data = ("card,store,items,amount,payment_method\n"  # the administrator works in no store: named
+            f"{card['card_no']},Store S1,面部护理,600,stored_value\n"
+            f"{card['card_no']},Store S1,眼部护理,600,储值卡余额\n").encode()
+    refused = import_csv(retail.as_("admin"), "card_consumption", data)
+    assert not refused.ok and refused.created == 0
+    [problem] = refused.problems
+    assert problem.line == 3 and problem.message.text("en").startswith(f"Card {card['card_no']} holds ¥500.00 of")
+    assert retail.get("member_card", card["id"])["balance"] == Decimal("1100.00")  # all or nothing
+    fine = import_csv(retail.as_("admin"), "card_consumption", data.replace(b",600,", b",500,"))
+    assert fine.ok and fine.created == 2
+    card = retail.get("member_card", card["id"])
+    assert card["balance"] == Decimal("100.00") and card["points_balance"] == 1000
+
+
 # -- roles -----------------------------------------------------------------------------------------------------
 
 
