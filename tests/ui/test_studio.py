@@ -191,10 +191,11 @@ ENTITY = {"name": "project", "label_zh": "项目", "label_en": "Project", "menu"
           "f5_name": "notes", "f5_type": "text", "f5_label_zh": "备注", "f5_label_en": "Notes"}
 
 
-def newest_revision(admin: TestClient, document: str) -> str:
-    """The id of the newest revision of a document ("entity x_project") in the studio's history."""
+def newest_revision(admin: TestClient, document: str, revision: str = r"\d+") -> str:
+    """The id of the newest revision of a document ("entity x_project") in the studio's history
+    (or of its revision number `revision`)."""
     html = admin.get("/admin/studio").text
-    row = re.search(rf"<td>{re.escape(document)}</td>.*?data-test=\"undo-(\d+)\"", html, re.S)
+    row = re.search(rf"<td>{re.escape(document)}</td><td>{revision}\b.*?data-test=\"undo-(\d+)\"", html, re.S)
     assert row, f"no revision of {document}"
     return row.group(1)
 
@@ -221,6 +222,10 @@ def test_custom_entity_gets_every_screen_and_the_api_and_undo_takes_it_off(
     assert "Use lower-case letters" in bad.text and "Field 3: A field (or pick-list) of this name exists" in bad.text
     assert "Field 6: Choose the entity the link points to." in bad.text
     assert 'value="Bad name!"' in bad.text and "plan|规划|Planning" in bad.text
+    no_group = admin.post("/admin/studio/new-entity", data={"_csrf": token, **ENTITY, "menu": "__new", "preview": "1"})
+    assert no_group.status_code == 422 and "Give the label in Chinese and English" in no_group.text
+    assert admin.post("/admin/studio/new-entity", data={"_csrf": token, **ENTITY, "menu": "nowhere",
+                                                        "preview": "1"}).status_code == 422
     assert "x_project" not in admin.get("/admin/studio").text
 
     preview = admin.post("/admin/studio/new-entity", data={"_csrf": token, **ENTITY, "preview": "1"})
@@ -251,6 +256,16 @@ def test_custom_entity_gets_every_screen_and_the_api_and_undo_takes_it_off(
     assert api.status_code == 200 and api.json()["data"][0]["name"] == "二期改造"
     assert "x_project" in admin.get("/api/openapi.json").text
 
+    # more fields on the entity's page (no x_ needed on an entity of one's own); its title stays
+    added = admin.post("/admin/studio/x_project", data={"_csrf": token, "name": "site", "type": "string",
+                                                        "label_zh": "现场", "label_en": "Site", "in_list": "1",
+                                                        "apply": "1"})
+    assert added.status_code == 303
+    assert "<code>site</code>" in admin.get("/admin/studio/x_project").text
+    assert 'data-test="sort-site"' in admin.get("/app/x_project").text
+    admin.post("/admin/studio/x_project/fields/name/deactivate", data={"_csrf": token})
+    assert 'name="name"' in admin.get("/app/x_project/new").text
+
     # other roles: nothing until the role grid grants it
     sales = client_for("sales1")
     assert sales.get("/app/x_project").status_code == 404  # entities a user may not read are not there
@@ -270,7 +285,7 @@ def test_custom_entity_gets_every_screen_and_the_api_and_undo_takes_it_off(
     assert validate([STANDARD, tmp_path / "custom"]) == []
 
     # undo the entity: off every screen, the menu, the tab and the role grid; the table and data stay
-    undone = admin.post(f"/admin/studio/revisions/{newest_revision(admin, 'entity x_project')}/revert",
+    undone = admin.post(f"/admin/studio/revisions/{newest_revision(admin, 'entity x_project', '1')}/revert",
                         data={"_csrf": token, "before": "1"})
     assert undone.status_code == 303
     assert admin.get("/app/x_project").status_code == 404 and admin.get(record_url).status_code == 404

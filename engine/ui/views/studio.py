@@ -1,12 +1,14 @@
-"""The admin studio: custom fields and pick-lists, fields placed in layouts, settings, users'
-roles, and the customisation layer's history with revert.
+"""The admin studio: custom fields and pick-lists, entities of the administrator's own (with
+their menu group and tabs on linked records), role scopes and field rules, settings, users'
+roles, and the customisation layer's history with revert. (The layout editor is
+studio_layout.py.)
 
 Every change is a document of the pack shapes saved as a new revision in the customisation
 layer, checked by loading the whole registry with it before anything is stored; the studio
 shows the DDL it will run, applies it (additive and online: a new nullable column), and every
 worker process picks the new registry up on its next request (see AppState.fresh_runtime).
 Names the administrator creates carry the `x_` prefix, so a later pack version can never add a
-field or pick-list of the same name.
+field, pick-list or entity of the same name.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ PREFIX = CUSTOM_PREFIX
 
 def unknown(what: str) -> Message:
     return Message("unknown_entity", {"entity": what})
-
 
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -696,7 +697,9 @@ def entity_changes(ctx: Ctx, form: dict[str, Any]) -> tuple[str, dict[tuple[str,
         menu["menu"].append({"group": group, "label": {"en": form["group_en"], "zh": form["group_zh"]},
                              "entities": [key]})
         changes[("menu", "menu")] = menu
-    elif form["menu"] in groups:
+    elif form["menu"] not in groups:
+        errors["menu"] = ctx.t("studio_bad_menu")
+    else:
         entry = next((g for g in menu["menu"] if g.get("group") == form["menu"]), None)
         if entry is None:
             menu["menu"].append({"group": form["menu"], "entities": [key]})
