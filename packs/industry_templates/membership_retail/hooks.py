@@ -632,7 +632,7 @@ def points_entries_stay(ctx: HookContext) -> None:
 
 @job("expire_points")
 def expire_points(ctx: JobContext) -> None:
-    """Points earned more than points_expiry_months ago and not used yet expire (daily or monthly).
+    """Points earned more than points_expiry_months ago and not used yet expire (daily).
 
     Points are used oldest first: what expires on a card is what it earned (or was given) before
     the cut-off less everything it has used or lost since it exists, never more than its balance."""
@@ -664,9 +664,11 @@ def expire_points(ctx: JobContext) -> None:
 
 @job("refresh_member_segments")
 def refresh_member_segments(ctx: JobContext) -> None:
-    """Nightly: every member's level, member since, last visit, 12-month visits and spend, and the
-    segment they give (new, active, VIP, sleeping, lost). A member's record is written only when
-    something changed, so the history shows when a member moved from one segment to another."""
+    """Every member's figures, level and segment: new, active, VIP, sleeping, lost (nightly).
+
+    Level, member since, last visit, 12-month visits and spend, and the segment they give. A
+    member's record is written only when something changed, so the history shows when a member
+    moved from one segment to another."""
     today = today_of(ctx)
     settings, rules = segment_settings(ctx), level_rules(ctx)
     cards_of: dict[int, list[dict[str, Any]]] = {}
@@ -700,9 +702,10 @@ def refresh_member_segments(ctx: JobContext) -> None:
 
 @job("member_birthday_care")
 def member_birthday_care(ctx: JobContext) -> None:
-    """Daily: members' next birthdays move on past ones; members whose birthday is within
-    birthday_care_days get a birthday care activity on their owner's list (once per birthday),
-    and the birthday gift points when that setting is above 0."""
+    """Birthday care for members whose birthday is coming; past next birthdays move on (daily).
+
+    Members whose birthday is within birthday_care_days get a birthday care activity on their
+    owner's list (once per birthday), and the birthday gift points when that setting is above 0."""
     today = today_of(ctx)
     stale = rows(ctx, "customer", ["next_birthday lt today"]) + \
         rows(ctx, "customer", ["birthday is_not_empty", "next_birthday is_empty"])
