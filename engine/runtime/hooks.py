@@ -12,7 +12,7 @@ import importlib.util
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -58,8 +58,12 @@ class PackCode:
         """Whether the user behind this change may do `action` on `record` by their own roles
         (scope, shares, pool). `ctx.records` is trusted and checks nothing, so a hook that acts on
         the user's behalf asks here first. Jobs run as the system, which may do anything."""
-        actor = getattr(self, "actor", SYSTEM)
-        return self.records.runtime.records(actor, self.records.conn).allows(entity, action, record)
+        actor: Actor = getattr(self, "actor", SYSTEM)
+        if actor.user_id is None:
+            return True
+        # Writes made through ctx.records carry the user's id with system rights; ask as the user.
+        user = replace(actor, is_system=False)
+        return self.records.runtime.records(user, self.records.conn).allows(entity, action, record)
 
 
 @dataclass

@@ -88,10 +88,15 @@ class QueryBuilder:
         """An aliased target table joined for `f`'s title (reference -> title, user -> name)."""
         if f.name not in self._aliases:
             if f.type == "user":
-                self._aliases[f.name] = self.runtime.table("crm_user").alias(f"t_{f.name}")
+                target, title = self.runtime.table("crm_user"), "display_name"
             else:
                 assert f.target is not None
-                self._aliases[f.name] = self.runtime.table(f.target).alias(f"t_{f.name}")
+                target, title = self.runtime.table(f.target), self.runtime.registry.entity(f.target).title
+            # A two-column stand-in for the target table: aliasing the real Table would build a
+            # proxy of every one of its columns, which was most of the cost of reading a record.
+            slim = sa.table(target.name, sa.column("id", target.c.id.type), sa.column(title, target.c[title].type),
+                            schema=target.schema)
+            self._aliases[f.name] = slim.alias(f"t_{f.name}")
         return self._aliases[f.name]
 
     def title_column(self, f: Field) -> sa.ColumnElement[Any]:
@@ -295,9 +300,14 @@ class QueryBuilder:
         return [f for f in self.entity.fields.values()
                 if self.has_title(f) and f.name not in self.hidden and (titles is None or f.name in titles)]
 
-    def from_clause(self) -> Any:
-        """The entity table with every alias registered so far outer-joined (call last)."""
+    def from_clause(self, only: Sequence[str] | None = None) -> Any:
+        """The entity table with every alias registered so far (or only those named) outer-joined."""
         joined: Any = self.table
         for name, alias in self._aliases.items():
-            joined = joined.outerjoin(alias, alias.c.id == self.table.c[name])
+            if only is None or name in only:
+                joined = joined.outerjoin(alias, alias.c.id == self.table.c[name])
         return joined
+
+    def joined(self) -> tuple[str, ...]:
+        """The aliases registered so far: a count needs only those its conditions use."""
+        return tuple(self._aliases)

@@ -278,6 +278,7 @@ class RecordService:
         qb = QueryBuilder(self.runtime, entity, self.value_context(), self.hidden(entity))
         table = qb.table
         where = self._where(entity, qb, q)
+        counted_joins = qb.joined()  # the count joins only what its conditions use, not the titles
         sort = tuple(q.sort) or entity.list.sort
         keys = qb.sort_keys(sort)
         limit = max(1, min(int(q.limit), MAX_PAGE))
@@ -301,7 +302,8 @@ class RecordService:
             total, exact = None, False
             if q.count:
                 cap = query_module.COUNT_LIMIT
-                counted = sa.select(table.c.id).select_from(qb.from_clause()).where(*where).limit(cap + 1).subquery()
+                counted = (sa.select(table.c.id).select_from(qb.from_clause(counted_joins)).where(*where)
+                           .limit(cap + 1).subquery())
                 total = conn.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
                 exact = total <= cap
                 total = min(total, cap)

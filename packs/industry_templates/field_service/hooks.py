@@ -17,7 +17,6 @@ reached through `ctx.records`, ListQuery and the runtime's errors).
 from __future__ import annotations
 
 import calendar
-from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -543,8 +542,7 @@ def parts_follow_their_work_order(ctx: HookContext) -> None:
 def user_may(ctx: HookContext, entity: str, action_key: str, record: dict[str, Any]) -> bool:
     """May the user behind this write do `action_key` on `record` by their own roles (hooks and
     actions write with the system's permissions, but keep the user's id and roles)?"""
-    user = ctx.records.runtime.records(replace(ctx.actor, is_system=False), ctx.records.conn)
-    return bool(user._allows(ctx.records.registry.entity(entity), action_key, record))
+    return ctx.may(entity, action_key, record)
 
 
 # -- 4. actions ------------------------------------------------------------------------------------------

@@ -69,8 +69,7 @@ def may(ctx: Any, entity: str, action_key: str, record: dict[str, Any] | None, *
     if ctx.actor.is_system or ctx.actor.user_id is None:
         return True
     if shares:
-        user = ctx.records.runtime.records(ctx.actor, ctx.records.conn)
-        return bool(user._allows(ctx.records.registry.entity(entity), action_key, record))
+        return bool(ctx.may(entity, action_key, record))
     return ctx.records.runtime.access.allows(ctx.actor, ctx.records.registry.entity(entity), action_key, record)
 
 
