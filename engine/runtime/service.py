@@ -409,6 +409,12 @@ class RecordService:
                 errors.setdefault(name, []).append(exc.message)
         return values
 
+    def defaults(self, entity_key: str) -> dict[str, Any]:
+        """The values a new record starts with: what a blank form shows before the user types."""
+        values: dict[str, Any] = {}
+        self._defaults(self.entity(entity_key), values, {})
+        return values
+
     def _defaults(self, entity: Entity, values: dict[str, Any], errors: Errors) -> None:
         ctx = self.value_context()
         for f in entity.user_fields:

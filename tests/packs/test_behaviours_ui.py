@@ -3,6 +3,7 @@ forms, views, home cards) and the JSON API (`POST /api/v1/{entity}/{id}/actions/
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from html import unescape
 from typing import Any
@@ -251,3 +252,20 @@ def test_sharing_tab_bulk_transfer_and_recycle_bin_over_http(crm: CRM, web: Web,
     assert f'data-test="restore-{customers[1]}"' in page
     restored = manager.post(f"/app/customer/{customers[1]}/restore", data={"_csrf": form_token(manager)})
     assert restored.status_code == 303 and crm.get("customer", customers[1])["deleted_at"] is None
+
+
+def test_a_new_form_starts_with_the_fields_defaults(crm: CRM, web: Web) -> None:
+    client = web("sales1")
+    form = client.get("/app/activity/new").text
+    assert re.search(r'<option value="planned"[^>]*selected', form), "status starts as planned"
+    planned = re.search(r'name="planned_start"[^>]*value="([^"]*)"', form) or \
+        re.search(r'value="([^"]*)"[^>]*name="planned_start"', form)
+    assert planned and planned.group(1).startswith(crm.runtime.now().date().isoformat())
+    assert re.search(r'name="duration_minutes"[^>]*value="60"', form) or 'value="60"' in form
+    # submitting the untouched form with only the subject works: required fields had their defaults
+    token = re.search(r'name="_csrf" value="([^"]+)"', form)
+    assert token
+    fields = dict(re.findall(r'<input[^>]*name="(planned_start|duration_minutes)"[^>]*value="([^"]*)"', form))
+    created = client.post("/app/activity/new", data={"_csrf": token.group(1), "subject": "回访", "status": "planned",
+                                                      "activity_type": "call", **fields})
+    assert created.status_code == 303, created.text[:3000]

@@ -563,8 +563,9 @@ def new(ctx: Ctx) -> Response:
     if not ctx.can(entity, "create"):
         raise Forbidden(Message("rejected", {"message": {"en": "You may not create this.", "zh": "您无权新建。"}}))
     if ctx.form is None:
-        # Prefill from the URL (a related tab's "new" button passes the link back to its parent).
-        prefill: dict[str, Any] = {}
+        # The fields' defaults, then what the URL gives (a related tab's "new" button passes the
+        # link back to its parent).
+        prefill: dict[str, Any] = ctx.records.defaults(entity.key)
         vctx = ctx.records.value_context()
         titles: dict[str, Any] = {}
         for f in form_fields(ctx, entity):
