@@ -420,18 +420,20 @@ class RecordService:
         for f in entity.user_fields:
             if f.name in values or f.default is None or f.kind.derived:
                 continue
-            default = f.default
-            if default == "$me":
-                values[f.name] = self.actor.user_id
-            elif default == "$today":
-                values[f.name] = ctx.today()
-            elif default == "$now":
-                values[f.name] = ctx.current_time()
-            else:
-                try:
-                    values[f.name] = f.kind.coerce(f, default, ctx)
-                except FieldValueError as exc:
-                    errors.setdefault(f.name, []).append(exc.message)
+            try:
+                values[f.name] = self._default_of(f, ctx)
+            except FieldValueError as exc:
+                errors.setdefault(f.name, []).append(exc.message)
+
+    def _default_of(self, f: Field, ctx: ValueContext) -> Any:
+        """A field's declared default as a value: $me, $today and $now are read now."""
+        if f.default == "$me":
+            return self.actor.user_id
+        if f.default == "$today":
+            return ctx.today()
+        if f.default == "$now":
+            return ctx.current_time()
+        return f.kind.coerce(f, f.default, ctx)
 
     def _empty(self, entity: Entity, name: str, value: Any) -> bool:
         return entity.fields[name].kind.is_empty(value) if name in entity.fields else value is None
@@ -944,7 +946,11 @@ class RecordService:
                 errors.setdefault(f.name, []).append(exc.message)
                 continue
             if value is None and f.default is not None:
-                value = f.default
+                try:
+                    value = self._default_of(f, vctx)
+                except FieldValueError as exc:
+                    errors.setdefault(f.name, []).append(exc.message)
+                    continue
             if f.required and f.kind.is_empty(value):
                 errors.setdefault(f.name, []).append(Message("required"))
             values[f.name] = value

@@ -28,7 +28,7 @@ def test_actions_are_declared_and_compiled(rt: Runtime) -> None:
     account = rt.registry.entity("account")
     heat, give = account.action("heat"), account.action("give_to")
     assert heat is not None and heat.bulk and heat.when == ("hot eq false",) and heat.permission == "edit"
-    assert give is not None and [f.name for f in give.inputs] == ["user", "note"] and give.inputs[0].required
+    assert give is not None and [f.name for f in give.inputs] == ["user", "note", "close_on"] and give.inputs[0].required
     assert account.list.highlight == ("hot eq true",)
 
 
@@ -69,6 +69,7 @@ def test_action_inputs_are_validated_and_the_action_is_one_transaction(rt: Runti
     outcome = system.run_action("account", account["id"], "give_to", {"user": boss.id, "note": "welcome"})
     deal_id = outcome["open"][1]
     assert outcome["open"][0] == "deal" and system.get("deal", deal_id)["owner"] == boss.id
+    assert system.get("deal", deal_id)["close_on"] == rt.now().date()  # the input's default, $today, read now
     assert system.get("account", account["id"])["owner"] == boss.id
 
 
