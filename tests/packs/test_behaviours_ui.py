@@ -269,3 +269,11 @@ def test_a_new_form_starts_with_the_fields_defaults(crm: CRM, web: Web) -> None:
     created = client.post("/app/activity/new", data={"_csrf": token.group(1), "subject": "回访", "status": "planned",
                                                       "activity_type": "call", **fields})
     assert created.status_code == 303, created.text[:3000]
+
+
+def test_a_record_titled_by_a_user_shows_the_users_name(crm: CRM, web: Web) -> None:
+    customer = crm.customer("标题测试公司", "sales1")
+    deal = crm.as_("sales1").create("opportunity", {"name": "标题商机", "customer": customer["id"]})
+    member = crm.as_("sales1").create("opportunity_member", {"opportunity": deal["id"], "user": crm.id("sales2")})
+    page = web("sales1").get(f"/app/opportunity_member/{member['id']}").text
+    assert "<h1>Sales2" in page.replace("\n", "") or re.search(r"<h1[^>]*>\s*Sales2", page), page[:2000]

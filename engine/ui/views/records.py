@@ -78,7 +78,8 @@ def users(ctx: Ctx) -> list[dict[str, Any]]:
 
 
 def title_of(entity: Entity, record: dict[str, Any]) -> str:
-    value = record.get(entity.title)
+    # A title that is a reference or a user shows the name it points at, not the id.
+    value = (record.get("_titles") or {}).get(entity.title) or record.get(entity.title)
     return str(value) if value not in (None, "") else f"#{record.get('id')}"
 
 
