@@ -68,7 +68,8 @@ def compile_registry(comp: Composition) -> Registry:
         organization=Organization(**{k: comp.organization[0][k] for k in
                                      ("unit", "parent", "member", "member_user", "member_unit")})
         if comp.organization else None,
-        home=tuple(HomeCard(c["entity"], c["view"], bool(c.get("mine")), c.get("label")) for c, _, _ in comp.home),
+        home=tuple(HomeCard(c["entity"], c["view"], bool(c.get("mine")), c.get("label"), tuple(c.get("roles") or ()))
+                   for c, _, _ in comp.home),
         settings=frozen(settings),
         messages=frozen({lang: frozen(msgs) for lang, msgs in comp.locales.items()}),
     )

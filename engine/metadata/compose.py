@@ -370,6 +370,9 @@ def check_references(comp: Composition) -> None:
         elif card.get("view") not in _view_keys(target):
             comp.errors.append(pack.manifest.error(("home", i, "view"),
                                                    f"entity '{target.key}' has no list view '{card.get('view')}'"))
+        for j, role in enumerate(_list(card.get("roles"))):
+            if role not in comp.roles:
+                comp.errors.append(pack.manifest.error(("home", i, "roles", j), f"unknown role '{role}'"))
     if comp.organization is not None:
         _check_organization(comp, *comp.organization)
     for key, (spec, pack) in comp.settings.items():

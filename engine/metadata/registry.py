@@ -240,6 +240,10 @@ class HomeCard:
     view: str
     mine: bool = False
     label: Label | None = None
+    roles: tuple[str, ...] = ()  # shown only to users with one of these roles (and admins); () = everyone
+
+    def shown_to(self, roles: tuple[str, ...], is_admin: bool) -> bool:
+        return not self.roles or is_admin or bool(set(self.roles) & set(roles))
 
 
 @dataclass(frozen=True)

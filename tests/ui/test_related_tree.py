@@ -76,8 +76,9 @@ def test_list_highlight_by_filters(setup: tuple[Runtime, TestClient, int]) -> No
     runtime, client, rep = setup
     records = runtime.records()
     account = records.create("account", {"name": "Acme", "owner": rep})["id"]
-    late = records.create("stakeholder", {"name": "Late", "account": account, "due": date.today() - timedelta(days=1)})
-    records.create("stakeholder", {"name": "On time", "account": account, "due": date.today()})
+    today = runtime.now().date()  # the CRM's time zone, not the test machine's
+    late = records.create("stakeholder", {"name": "Late", "account": account, "due": today - timedelta(days=1)})
+    records.create("stakeholder", {"name": "On time", "account": account, "due": today})
     rows = records.query("stakeholder", ListQuery(highlight=runtime.registry.entity("stakeholder").list.highlight)).rows
     assert {r["name"]: r["_highlight"] for r in rows} == {"Late": True, "On time": False}
     listed = client.get("/app/stakeholder").text
@@ -90,7 +91,7 @@ def test_highlight_on_a_hidden_field_marks_nothing(setup: tuple[Runtime, TestCli
     runtime, _, rep = setup
     records = runtime.records()
     account = records.create("account", {"name": "Acme", "owner": rep})["id"]
-    records.create("stakeholder", {"name": "Late", "account": account, "due": date.today() - timedelta(days=1)})
+    records.create("stakeholder", {"name": "Late", "account": account, "due": runtime.now().date() - timedelta(days=1)})
     # A filter the query cannot build (here: an unknown field, as for a field hidden from the user)
     # highlights nothing rather than failing the page.
     rows = records.query("stakeholder", ListQuery(highlight=["secret eq 1"])).rows
@@ -104,7 +105,19 @@ def test_nested_survives_cycles() -> None:
 
 def test_tree_and_highlight_are_validated() -> None:
     errors = [str(e) for e in validate([FIXTURES / "sales_basic", FIXTURES / "broken_tree"])]
-    assert len(errors) == 3, errors
+    assert len(errors) == 4, errors
+    assert any("home[0].roles[0]: unknown role 'nobody'" in e for e in errors)
     assert any("layouts.list.highlight: 'name' must be a boolean field" in e for e in errors)
     assert any("layouts.related[0].tree: 'deal.account' is not a reference to 'deal' itself" in e for e in errors)
     assert any("layouts.related[0].highlight[1]: bad filter 'nope eq 1': unknown field 'nope'" in e for e in errors)
+
+
+def test_home_cards_can_be_for_some_roles(setup: tuple[Runtime, TestClient, int]) -> None:
+    runtime, client, _ = setup
+    home = client.get("/").text  # rep1 is a rep
+    assert "Late stakeholders (reps)" in home and "Late stakeholders (everyone)" in home
+    assert "Late stakeholders (viewers)" not in home
+    create_user(runtime, "both", "demo-both-pass", roles=("rep", "viewer"))
+    with TestClient(build_app(runtime, Config(language="en", secret_key="k")), follow_redirects=False) as both:
+        login(both, "both", "demo-both-pass")
+        assert both.get("/").text.count("Late stakeholders (") == 3  # one of the card's roles is enough

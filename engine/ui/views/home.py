@@ -24,6 +24,9 @@ def home(ctx: Ctx) -> Response:
         view = next((v for v in entity.list.views if v.key == card.view), None) if entity else None
         if entity is None or view is None or not ctx.can(entity, "read"):
             continue
+        assert ctx.user is not None
+        if not card.shown_to(ctx.user.roles, ctx.user.is_admin):
+            continue
         filters = [*view.filter, *(["owner eq $me"] if card.mine else [])]
         result = ctx.records.query(entity.key, ListQuery(filters=filters, sort=view.sort, limit=CARD_ROWS))
         columns = [entity.field(c) for c in (view.columns or entity.list.columns)[:4] if entity.has(c)]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ PACK = ROOT / "packs" / "industry_templates" / "project_sales"
 OTHERS = [ROOT / "packs" / "industry_templates" / name for name in ("membership_retail", "field_service")]
 PEOPLE = {**standard.PEOPLE, "presales1": (("presales_engineer",), "Presales")}
 DEPARTMENTS = {**standard.DEPARTMENTS, "Presales": "HQ"}
-TODAY = date.today()
+TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()  # the CRM's time zone (the default), not the machine's
 
 Web = Callable[[str], TestClient]
 Api = Callable[[str], Callable[..., httpx.Response]]
