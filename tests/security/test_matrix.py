@@ -459,7 +459,7 @@ def test_screens(world: World, actor: str, entity: str) -> None:
             world.unshare_guest(entity, rec.id)
 
         target = world.target(actor, rec)
-        bulk = browser.post(f"/app/{entity}/bulk", {"action": "owner", "owner": world.user_id(target), "ids": str(rec.id)})
+        bulk = browser.post(f"/app/{entity}/bulk", {"action": "owner", "user": world.user_id(target), "ids": str(rec.id)})
         assert bulk.status_code == 303, where
         moved = world.owner_of(entity, rec.id) == world.user_id(target)
         assert moved == (model.assign(actor, rec, target) == "ok"), where

@@ -136,6 +136,9 @@ def test_bulk_change_owner_and_delete(client_for: Client, crm: Runtime, people: 
     admin = client_for("admin")
     token = csrf_of(admin, "/app/customer")
     chosen = [str(i) for i in data["mine"][10:13]]
+    nobody = admin.post("/app/customer/bulk", data={"_csrf": token, "action": "owner", "user": "", "ids": chosen})
+    assert nobody.status_code == 303 and "Choose the user first" in admin.get(nobody.headers["location"]).text
+    assert all(crm.records().get("customer", i)["owner"] is not None for i in chosen)  # nobody lost an owner
     moved = admin.post("/app/customer/bulk", data={"_csrf": token, "action": "owner", "user": people["sales2"].id,
                                                    "ids": chosen})
     assert moved.status_code == 303

@@ -199,6 +199,10 @@ def bulk(ctx: Ctx) -> Response:
         check_export(ctx, entity)
         columns = shown_fields(ctx, entity, entity.list.columns or [f.name for f in entity.user_fields])
         return export_response(ctx, entity, ListQuery(filters=[f"id in {','.join(map(str, ids))}"]), columns)
+    user = ctx.param("user")
+    if action in ("owner", "share", "unshare") and not user.isdigit():
+        ctx.flash(ctx.t("bulk_choose_user"), "error")  # never a silent "nobody"
+        return ctx.redirect(back)
     done, failed = 0, []
     for record_id in ids:
         try:
@@ -206,12 +210,11 @@ def bulk(ctx: Ctx) -> Response:
                 ctx.records.delete(entity.key, record_id)
             elif action == "owner":
                 record = ctx.records.get(entity.key, record_id)
-                ctx.records.update(entity.key, record_id, {"owner": ctx.param("user")}, record["version"])
+                ctx.records.update(entity.key, record_id, {"owner": int(user)}, record["version"])
             elif action == "share":
-                ctx.records.share(entity.key, record_id, int(user) if (user := ctx.param("user")).isdigit() else 0,
-                                  ctx.param("access") or "read")
+                ctx.records.share(entity.key, record_id, int(user), ctx.param("access") or "read")
             elif action == "unshare":
-                ctx.records.unshare(entity.key, record_id, int(user) if (user := ctx.param("user")).isdigit() else 0)
+                ctx.records.unshare(entity.key, record_id, int(user))
             elif action.startswith("act:"):  # a record action the pack marks `bulk: true`
                 spec = entity.action(action[4:])
                 if spec is None or not spec.bulk:
