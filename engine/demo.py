@@ -37,7 +37,6 @@ from engine.runtime import audit
 from engine.runtime import users as user_accounts
 from engine.runtime.actor import SYSTEM
 from engine.runtime.hooks import _import_file
-from engine.runtime.query import ListQuery
 from engine.runtime.service import RecordService, Runtime
 
 Row = dict[str, Any]
@@ -982,16 +981,7 @@ class DemoContext:
 
     def ids(self, entity: str, *filters: str, limit: int | None = None) -> list[int]:
         """Ids of live records matching the filters (list filter syntax), oldest first."""
-        found: list[int] = []
-        cursor = None
-        while limit is None or len(found) < limit:
-            page = self.records.query(entity, ListQuery(filters=list(filters), sort=["id"], limit=500, cursor=cursor,
-                                                        count=False, titles=()))
-            found += [int(r["id"]) for r in page.rows]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        return found[:limit] if limit is not None else found
+        return self.records.ids(entity, filters, limit)
 
     def user_id(self, username: str) -> int | None:
         table = self.runtime.table("crm_user")

@@ -271,6 +271,19 @@ class RecordService:
             raise self._not_found(entity, record_id)
         return value
 
+    def ids(self, entity_key: str, filters: Sequence[str] = (), limit: int | None = None) -> list[int]:
+        """Ids of every live record matching `filters` (oldest first), read page by page."""
+        found: list[int] = []
+        cursor = None
+        while limit is None or len(found) < limit:
+            page = self.query(entity_key, ListQuery(filters=list(filters), sort=["id"], limit=MAX_PAGE, cursor=cursor,
+                                                    count=False, titles=()))
+            found += [int(row["id"]) for row in page.rows]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return found if limit is None else found[:limit]
+
     def query(self, entity_key: str, q: ListQuery | None = None) -> Page:
         """A page of records: filters, search, sort, offset or keyset, scope applied in SQL."""
         q = q or ListQuery()

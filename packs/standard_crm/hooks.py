@@ -352,7 +352,7 @@ def return_idle_customers(ctx: JobContext) -> None:
                        [f"last_follow_up_at {before}", "assigned_at is_empty", f"created_at {before}"],
                        ["last_follow_up_at is_empty", f"assigned_at {before}"],
                        ["last_follow_up_at is_empty", "assigned_at is_empty", f"created_at {before}"]):
-        idle |= set(ids_of(ctx, "customer", ["in_pool eq false", "owner is_not_empty", *conditions]))
+        idle |= set(ctx.records.ids("customer", ["in_pool eq false", "owner is_not_empty", *conditions]))
     returned = 0
     for customer_id in sorted(idle):
         try:
@@ -365,19 +365,6 @@ def return_idle_customers(ctx: JobContext) -> None:
         ctx.report.append(ctx.records.runtime.registry.message("pool_auto_returned", "en", name=customer["name"],
                                                                days=days))
     ctx.report.append(f"{returned} customer(s) returned to the pool")
-
-
-def ids_of(ctx: Any, entity: str, filters: list[str]) -> list[int]:
-    """The ids of every record matching `filters`, page by page (keyset, by id)."""
-    ids: list[int] = []
-    cursor = None
-    while True:
-        page = ctx.records.query(entity, ListQuery(filters=filters, sort=["id"], limit=500, cursor=cursor,
-                                                   count=False, titles=()))
-        ids += [row["id"] for row in page.rows]
-        cursor = page.next_cursor
-        if not cursor:
-            return ids
 
 
 # -- 5. duplicate check (查重) ----------------------------------------------------------------------------
@@ -417,8 +404,8 @@ def refresh_customer_keys(ctx: JobContext) -> None:
 
     Records written by bulk inserts (imports, benchmarks) ran no hooks; saving each one again
     without changes runs them, so the keys are filled exactly as a normal save would."""
-    ids = set(ids_of(ctx, "customer", ["name_key is_empty"])) | set(ids_of(ctx, "customer", ["mnemonic is_empty"]))
-    ids |= set(ids_of(ctx, "customer", ["phone is_not_empty", "phone_key is_empty"]))
+    ids = set(ctx.records.ids("customer", ["name_key is_empty"])) | set(ctx.records.ids("customer", ["mnemonic is_empty"]))
+    ids |= set(ctx.records.ids("customer", ["phone is_not_empty", "phone_key is_empty"]))
     for customer_id in sorted(ids):
         customer = ctx.records.get("customer", customer_id)
         ctx.records.update("customer", customer_id, {}, customer["version"])
@@ -503,8 +490,8 @@ def keep_next_birthday(ctx: HookContext) -> None:
 @job("roll_birthdays")
 def roll_birthdays(ctx: JobContext) -> None:
     """Contacts whose birthday has passed get next year's date (daily)."""
-    ids = sorted(set(ids_of(ctx, "contact", ["next_birthday lt today"]))
-                 | set(ids_of(ctx, "contact", ["birthday is_not_empty", "next_birthday is_empty"])))
+    ids = sorted(set(ctx.records.ids("contact", ["next_birthday lt today"]))
+                 | set(ctx.records.ids("contact", ["birthday is_not_empty", "next_birthday is_empty"])))
     for contact_id in ids:
         contact = ctx.records.get("contact", contact_id)
         ctx.records.update("contact", contact_id, {}, contact["version"])  # the hook recomputes it
@@ -528,7 +515,7 @@ def remind_stale_customers(ctx: JobContext) -> None:
     for conditions in ([f"last_follow_up_at {before}", f"assigned_at {before}"],
                        [f"last_follow_up_at {before}", "assigned_at is_empty"],
                        ["last_follow_up_at is_empty", f"assigned_at {before}"]):
-        stale |= set(ids_of(ctx, "customer", [*base, *conditions]))
+        stale |= set(ctx.records.ids("customer", [*base, *conditions]))
     due = datetime.combine(ctx.records.runtime.now().date(), time(9, 0))
     for customer_id in sorted(stale):
         customer = ctx.records.get("customer", customer_id)

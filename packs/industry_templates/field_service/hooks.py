@@ -126,19 +126,6 @@ def rows(ctx: Any, entity: str, filters: list[str], sort: tuple[str, ...] = ("id
                                                titles=(), trash=trash)).rows
 
 
-def ids_of(ctx: Any, entity: str, filters: list[str]) -> list[int]:
-    """The ids of every record matching `filters`, page by page (keyset, by id)."""
-    ids: list[int] = []
-    cursor = None
-    while True:
-        page = ctx.records.query(entity, ListQuery(filters=filters, sort=["id"], limit=500, cursor=cursor,
-                                                   count=False, titles=()))
-        ids += [row["id"] for row in page.rows]
-        cursor = page.next_cursor
-        if not cursor:
-            return ids
-
-
 def update_if_changed(ctx: Any, entity: str, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Write only the values that differ (an update that changes nothing writes no history)."""
     changes = {k: v for k, v in changes.items() if record.get(k) != v}
@@ -666,7 +653,7 @@ def generate_maintenance_orders(ctx: JobContext) -> None:
     default_lead = max(int(ctx.setting("maintenance_lead_days") or 0), 0)
     furthest = today + timedelta(days=max(default_lead, 365))
     raised = skipped = 0
-    for plan_id in ids_of(ctx, "maintenance_plan", ["active eq true", f"next_due lte {furthest.isoformat()}"]):
+    for plan_id in ctx.records.ids("maintenance_plan", ["active eq true", f"next_due lte {furthest.isoformat()}"]):
         plan = get(ctx, "maintenance_plan", plan_id)
         if plan is None:
             continue
@@ -715,7 +702,7 @@ def refresh_asset_warnings(ctx: JobContext) -> None:
                     ["service_status eq ok", f"next_service_date lt {soon_s}"],
                     ["service_status eq due_soon", f"next_service_date gte {soon_s}"],
                     ["service_status is_empty"]):
-        stale |= set(ids_of(ctx, "customer_asset", filters))
+        stale |= set(ctx.records.ids("customer_asset", filters))
     for asset_id in sorted(stale):
         asset = get(ctx, "customer_asset", asset_id)
         if asset is not None:
@@ -723,7 +710,7 @@ def refresh_asset_warnings(ctx: JobContext) -> None:
     ctx.report.append(f"{len(stale)} asset status(es) updated")
     reminders = 0
     if warranty_days > 0:
-        for asset_id in ids_of(ctx, "customer_asset", ["warranty_status eq expiring", "status ne scrapped",
+        for asset_id in ctx.records.ids("customer_asset", ["warranty_status eq expiring", "status ne scrapped",
                                                        "owner is_not_empty"]):
             asset = get(ctx, "customer_asset", asset_id)
             if asset is None or asset.get("warranty_reminded_for") == asset["warranty_end"]:
@@ -734,7 +721,7 @@ def refresh_asset_warnings(ctx: JobContext) -> None:
             update_if_changed(ctx, "customer_asset", asset, {"warranty_reminded_for": asset["warranty_end"]})
             reminders += 1
     if service_days > 0:
-        for asset_id in ids_of(ctx, "customer_asset", ["service_status in due_soon,overdue", "status ne scrapped",
+        for asset_id in ctx.records.ids("customer_asset", ["service_status in due_soon,overdue", "status ne scrapped",
                                                        "owner is_not_empty"]):
             asset = get(ctx, "customer_asset", asset_id)
             if asset is None or asset.get("service_reminded_for") == asset["next_service_date"]:
