@@ -191,11 +191,22 @@ class Entity:
     def has(self, name: str) -> bool:
         return name in self.fields
 
-    @property
+    # Cached: the record service asks for these per row in bulk inserts. A frozen dataclass
+    # still has an instance __dict__, which is where cached_property keeps the value.
+    @cached_property
     def user_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields.values() if not f.system)
 
+    @cached_property
+    def _fields_by_type(self) -> dict[str, tuple[Field, ...]]:
+        by_type: dict[str, list[Field]] = {}
+        for f in self.fields.values():
+            by_type.setdefault(f.type, []).append(f)
+        return {t: tuple(fs) for t, fs in by_type.items()}
+
     def fields_of_type(self, *types: str) -> tuple[Field, ...]:
+        if len(types) == 1:
+            return self._fields_by_type.get(types[0], ())
         return tuple(f for f in self.fields.values() if f.type in types)
 
     def name(self, language: str) -> str:
