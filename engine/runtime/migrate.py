@@ -3,6 +3,9 @@
 Only additive operations are applied (create table, add column, create index, and dropping an
 index of ours that the metadata no longer asks for). A table or column the registry no longer
 has is reported and kept: data is never dropped by a migration.
+
+The search indexes (search_index.py: SQLite FTS5 tables with their triggers, PostgreSQL trigram
+indexes) are planned and applied alongside, after alembic's operations; alembic never sees them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
 from sqlalchemy.engine import Engine
 
+from engine.runtime import search_index
+
 ADDITIVE = (ops.CreateTableOp, ops.AddColumnOp, ops.CreateIndexOp)
 
 
@@ -24,10 +29,11 @@ ADDITIVE = (ops.CreateTableOp, ops.AddColumnOp, ops.CreateIndexOp)
 class MigrationPlan:
     operations: list[ops.MigrateOperation] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # tables/columns in the database but not the registry
+    search: list[search_index.SearchOp] = field(default_factory=list)  # run after `operations`
 
     @property
     def empty(self) -> bool:
-        return not self.operations
+        return not self.operations and not self.search
 
     def describe(self) -> list[str]:
         out = []
@@ -40,7 +46,7 @@ class MigrationPlan:
                 out.append(f"create index {op.index_name} on {op.table_name}")
             elif isinstance(op, ops.DropIndexOp):
                 out.append(f"drop index {op.index_name}")
-        return out
+        return out + [op.description for op in self.search]
 
 
 def _flatten(items: list[Any]) -> list[Any]:
@@ -62,10 +68,20 @@ def plan(engine: Engine, metadata: sa.MetaData) -> MigrationPlan:
         table = getattr(obj, "table", None)
         return table is None or table.name in ours or (reflected and table.name in ours)
 
-    with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": False, "include_object": include_object})
-        script = produce_migrations(context, metadata)
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        # The search indexes' tables (SQLite FTS5 and its shadow tables) and trigram indexes are
+        # search_index's: alembic would report them as tables to drop and indexes to remove.
+        return not (type_ in ("table", "index") and search_index.is_search_object(name))
+
     result = MigrationPlan()
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False, "include_object": include_object,
+                                                         "include_name": include_name})
+        script = produce_migrations(context, metadata)
+        existing = set(sa.inspect(conn).get_table_names())
+        result.search = search_index.plan(conn, metadata, existing | {
+            op.table_name for op in _flatten(script.upgrade_ops.ops if script.upgrade_ops else [])
+            if isinstance(op, ops.CreateTableOp)})
     assert script.upgrade_ops is not None
     for op in _flatten(script.upgrade_ops.ops):
         if isinstance(op, ADDITIVE):
@@ -90,6 +106,7 @@ def apply(engine: Engine, migration: MigrationPlan) -> None:
         operations = Operations(MigrationContext.configure(conn))
         for op in migration.operations:
             operations.invoke(op)
+        search_index.apply(conn, migration.search)
 
 
 def ddl(engine: Engine, migration: MigrationPlan) -> str:
@@ -100,4 +117,4 @@ def ddl(engine: Engine, migration: MigrationPlan) -> str:
     operations = Operations(context)
     for op in migration.operations:
         operations.invoke(op)
-    return buffer.getvalue()
+    return buffer.getvalue() + search_index.render(migration.search)

@@ -21,6 +21,7 @@ from engine.fieldtypes.base import FieldValueError, ValueContext, escape_like
 from engine.i18n import Message
 from engine.metadata.filters import SHARED, USER_GROUPS, FilterSpec, FilterSyntaxError, parse_filter
 from engine.metadata.registry import Entity, Field, UnknownName
+from engine.runtime import search_index
 from engine.runtime.errors import BadQuery
 
 if TYPE_CHECKING:
@@ -154,16 +155,29 @@ class QueryBuilder:
         return FilterSpec(spec.field, op, tuple(values) or ("0",))
 
     def search_clause(self, text: str) -> sa.ColumnElement[bool] | None:
+        """Every word is a case-insensitive substring of one of the (visible) search fields.
+
+        The LIKE conditions are the test on both databases. PostgreSQL's trigram indexes serve
+        them as they are; on SQLite the words of 3+ characters first narrow the rows to the FTS5
+        trigram index's candidates (search_index.py), a superset of the matches.
+        """
         terms = [t for t in text.split() if t][:5]
         if not terms:
             return None
-        columns = [self.table.c[name] for name in self.entity.search
-                   if name not in self.hidden and "contains" in self.entity.field(name).kind.operators]
-        if not columns:
+        names = [name for name in self.entity.search
+                 if name not in self.hidden and "contains" in self.entity.field(name).kind.operators]
+        if not names:
             return None
-        return sa.and_(*[
+        columns = [self.table.c[name] for name in names]
+        clause = sa.and_(*[
             sa.or_(*[c.ilike("%" + escape_like(t) + "%", escape="\\") for c in columns]) for t in terms
         ])
+        long_terms = [t for t in terms if len(t) >= search_index.MIN_TERM]
+        if long_terms and set(names) <= set(search_index.fts_columns(self.runtime.engine, self.table.name)):
+            fts, match = search_index.fts_match(self.table.name, names, long_terms)
+            candidates = sa.select(fts.c.rowid).where(sa.literal_column(fts.name).op("MATCH")(match))
+            clause = sa.and_(self.table.c.id.in_(candidates), clause)
+        return clause
 
     # -- sorting ------------------------------------------------------------------------------
     def sort_keys(self, sort: Sequence[str]) -> list[tuple[str, sa.ColumnElement[Any], bool]]:

@@ -173,6 +173,10 @@ def entity_table(metadata: sa.MetaData, entity: Entity) -> sa.Table:
         sa.Column("deleted_at", sa.DateTime),
     ]
     table = sa.Table(entity.key, metadata, *columns)
+    # The text columns search matches with `%term%` (search_index.py builds their index).
+    table.info["search"] = tuple(name for name in entity.search
+                                 if "contains" in entity.field(name).kind.operators
+                                 and isinstance(table.c[name].type, sa.String))
     wanted: dict[tuple[str, ...], bool] = {}
     for field in entity.fields.values():
         if field.name == "id":
