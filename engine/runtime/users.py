@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine, Row
 
 from engine.i18n import Message
 from engine.runtime import audit
@@ -18,6 +23,7 @@ from engine.runtime.service import Runtime
 
 HASHER = PasswordHasher()
 MIN_PASSWORD = 8
+USERS_TTL = 30.0  # seconds another worker process may show a stale list of users in its pickers
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ def create_user(runtime: Runtime, username: str, password: str, *, display_name:
             conn.execute(sa.insert(runtime.table("crm_user_role")), [{"user_id": user_id, "role": r} for r in roles])
             audit.record(runtime, "roles_changed", username=username, conn=conn,
                          detail={"user_id": int(user_id), "before": [], "roles": list(roles)})
+    users_changed(runtime)
     return User(int(user_id), username, display_name or username, tuple(roles), is_admin, language)
 
 
@@ -95,14 +102,66 @@ def set_roles(runtime: Runtime, user_id: int, roles: tuple[str, ...], *, by: Act
                      detail={"user_id": user_id, "before": before, "roles": sorted(set(roles))})
 
 
-def load_user(runtime: Runtime, user_id: int) -> User | None:
+def user_statement(runtime: Runtime, *columns: Any) -> sa.Select[Any]:
+    """SELECT `columns` with the user's own and one row per role (a user without roles gives one
+    row with role NULL): the user and roles in one statement. Callers add FROM and WHERE."""
     users, user_roles = runtime.table("crm_user"), runtime.table("crm_user_role")
+    return (sa.select(*columns, users.c.id, users.c.username, users.c.display_name, users.c.is_admin,
+                      users.c.language, user_roles.c.role)
+            .where(users.c.is_active.is_(True)).order_by(user_roles.c.role))
+
+
+def with_roles(runtime: Runtime, joined: Any) -> Any:
+    """`joined` (a FROM clause holding crm_user) with the user's roles outer-joined."""
+    user_roles = runtime.table("crm_user_role")
+    return joined.outerjoin(user_roles, user_roles.c.user_id == runtime.table("crm_user").c.id)
+
+
+def user_of(rows: Sequence[Row[Any]]) -> User | None:
+    """The User of user_statement's rows (all of one user), or None when there are none."""
+    if not rows:
+        return None
+    first = rows[0]
+    roles = tuple(r.role for r in rows if r.role is not None)
+    return User(int(first.id), first.username, first.display_name, roles, bool(first.is_admin), first.language)
+
+
+def load_user(runtime: Runtime, user_id: int) -> User | None:
+    users = runtime.table("crm_user")
+    stmt = user_statement(runtime).select_from(with_roles(runtime, users)).where(users.c.id == user_id)
     with runtime.engine.connect() as conn:
-        row = conn.execute(sa.select(users).where(users.c.id == user_id, users.c.is_active.is_(True))).mappings().first()
-        if row is None:
-            return None
-        roles = tuple(conn.execute(sa.select(user_roles.c.role).where(user_roles.c.user_id == user_id)).scalars())
-    return User(int(row["id"]), row["username"], row["display_name"], roles, bool(row["is_admin"]), row["language"])
+        return user_of(conn.execute(stmt).all())
+
+
+# -- the list of active users for pickers, cached briefly per process ---------------------------
+
+_picker_cache: weakref.WeakKeyDictionary[Engine, tuple[float, tuple[dict[str, Any], ...]]] = weakref.WeakKeyDictionary()
+_picker_lock = threading.Lock()
+
+
+def active_users(runtime: Runtime) -> list[dict[str, Any]]:
+    """Active users ({id, display_name}, by name) for user pickers and filters: read at most once
+    every USERS_TTL seconds per process and database (a list page shows them on every request).
+    Changes through this module clear it at once in this process; other worker processes see
+    them within USERS_TTL."""
+    now = time.monotonic()
+    cached = _picker_cache.get(runtime.engine)
+    if cached is not None and now - cached[0] < USERS_TTL:
+        return list(cached[1])
+    table = runtime.table("crm_user")
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.display_name).where(table.c.is_active.is_(True))
+                            .order_by(table.c.display_name)).mappings().all()
+    people = tuple({"id": int(r["id"]), "display_name": r["display_name"]} for r in rows)
+    with _picker_lock:
+        _picker_cache[runtime.engine] = (now, people)
+    return list(people)
+
+
+def users_changed(runtime: Runtime) -> None:
+    """Forget this process's list of users (after a user was created, renamed or deactivated)."""
+    with _picker_lock:
+        _picker_cache.pop(runtime.engine, None)
 
 
 def check_password(runtime: Runtime, username: str, password: str) -> User | None:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from engine.runtime.service import Runtime
-from engine.runtime.users import User, load_user
+from engine.runtime.users import User, user_of, user_statement, with_roles
 
 SESSION_LIFETIME = timedelta(hours=12)
 RENEW_AFTER = timedelta(hours=1)  # extend a session used after an hour, not on every request
@@ -55,21 +55,24 @@ def start_session(runtime: Runtime, user: User, address: str | None) -> str:
 
 
 def session_user(runtime: Runtime, token: str | None) -> User | None:
-    """The signed-in user of a session token, or None when unknown or expired."""
+    """The signed-in user of a session token, or None when unknown or expired. One statement:
+    the session joined with its (active) user and the user's roles."""
     if not token:
         return None
-    sessions = runtime.table("crm_session")
+    sessions, users = runtime.table("crm_session"), runtime.table("crm_user")
     now = runtime.now()
     key = digest(token)
+    stmt = (user_statement(runtime, sessions.c.expires_at)
+            .select_from(with_roles(runtime, sessions.join(users, users.c.id == sessions.c.user_id)))
+            .where(sessions.c.id == key))
     with runtime.engine.connect() as conn:
-        row = conn.execute(sa.select(sessions.c.user_id, sessions.c.expires_at)
-                           .where(sessions.c.id == key)).first()
-    if row is None or row.expires_at <= now:
+        rows = conn.execute(stmt).all()
+    if not rows or rows[0].expires_at <= now:
         return None
-    if row.expires_at - now < SESSION_LIFETIME - RENEW_AFTER:
+    if rows[0].expires_at - now < SESSION_LIFETIME - RENEW_AFTER:
         with runtime.engine.begin() as conn:
             conn.execute(sa.update(sessions).where(sessions.c.id == key).values(expires_at=now + SESSION_LIFETIME))
-    return load_user(runtime, int(row.user_id))
+    return user_of(rows)
 
 
 def end_session(runtime: Runtime, token: str | None) -> None:

@@ -23,7 +23,7 @@ from engine.metadata.registry import Action, Entity, Field, Related, Section, te
 from engine.runtime import audit, files
 from engine.runtime.errors import Conflict, Forbidden, NotFound, RecordError, ValidationFailed
 from engine.runtime.query import ListQuery
-from engine.runtime.users import load_user
+from engine.runtime.users import active_users, load_user
 from engine.ui import listing
 from engine.ui.render import display
 from engine.ui.web import Ctx, client_address, page
@@ -69,12 +69,8 @@ def editor(ctx: Ctx, entity: Entity) -> Callable[[Field], bool]:
 
 
 def users(ctx: Ctx) -> list[dict[str, Any]]:
-    """Active users for user pickers (an SME has a few hundred at most)."""
-    table = ctx.runtime.table("crm_user")
-    with ctx.runtime.engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.id, table.c.display_name).where(table.c.is_active.is_(True))
-                            .order_by(table.c.display_name)).mappings().all()
-    return [dict(r) for r in rows]
+    """Active users for user pickers (an SME has a few hundred at most), cached briefly per process."""
+    return active_users(ctx.runtime)
 
 
 def title_of(entity: Entity, record: dict[str, Any]) -> str:
