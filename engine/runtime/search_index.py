@@ -39,7 +39,8 @@ from sqlalchemy.engine import Connection, Engine
 log = logging.getLogger("engine.search")
 
 MIN_TERM = 3  # trigram indexes can only serve terms of at least 3 characters
-STATE_TTL = 30.0  # seconds a process trusts what it read of the SQLite search tables
+STATE_TTL = 5.0  # seconds a process trusts what it read of the SQLite search tables
+CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA {schema}"
 _BARE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FTS_RESERVED = {"rowid", "rank"}
 
@@ -273,7 +274,7 @@ def _create_extension(conn: Connection, schema: str) -> bool:
     quoted = conn.dialect.identifier_preparer.quote(schema)
     try:
         with conn.begin_nested():
-            conn.exec_driver_sql(f"CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA {quoted}")
+            conn.exec_driver_sql(CREATE_EXTENSION.format(schema=quoted))
         return True
     except sa.exc.DBAPIError as exc:
         # Another process may have created it at the same moment (unique violation): then use it.
@@ -289,7 +290,7 @@ def render(operations: list[SearchOp]) -> str:
     out = []
     for op in operations:
         if op.extension is not None:
-            out.append(f"CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA {op.extension};")
+            out.append(CREATE_EXTENSION.format(schema=op.extension) + ";")
         out += [s + ";" for s in op.statements]
     return "\n\n".join(out) + ("\n" if out else "")
 
