@@ -23,4 +23,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    # executemany INSERTs go as multi-row VALUES pages, whose placeholders psycopg parses afresh
+    # (statements this long miss its cache): smaller pages were faster in bulk inserts.
+    kwargs.setdefault("insertmanyvalues_page_size", 100)
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
