@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ def schema(name: str) -> dict[str, Any]:
 
 @cache
 def validator(name: str) -> Draft202012Validator:
+    """Built once per process and schema (jsonschema's validators are reusable and stateless)."""
     return Draft202012Validator(schema(name))
 
 
@@ -40,6 +42,146 @@ def field_validator(type_name: str) -> Draft202012Validator:
         "additionalProperties": False,
     }
     return Draft202012Validator(combined)
+
+
+# -- a fast yes/no check ---------------------------------------------------------------------------
+# jsonschema walks a document by creating a validator per subschema and resolving every $ref
+# through `referencing`: about 60% of compiling the standard pack. Almost every document is valid,
+# so each schema is also compiled once into plain Python predicates that only answer "valid?";
+# jsonschema runs (for its messages) only on the documents they reject. The predicates know the
+# keywords our schemas use; a schema with any other keyword has no fast check (always jsonschema).
+
+Check = Callable[[Any], bool]
+ANNOTATIONS = frozenset(("$schema", "$id", "$defs", "$comment", "title", "description", "default", "examples"))
+TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+}
+
+
+class NoFastCheck(Exception):
+    """The schema uses a keyword the fast check does not implement."""
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """JSON equality as JSON Schema means it: true is not 1, 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return bool(a == b)
+
+
+def fast_check(node: Any, root: dict[str, Any]) -> Check:
+    """A predicate equivalent to validating against `node` (a subschema of `root`)."""
+    if node is True or node == {}:
+        return lambda v: True
+    if node is False:
+        return lambda v: False
+    if not isinstance(node, dict):
+        raise NoFastCheck(repr(node))
+    checks: list[Check] = []
+    unknown = set(node) - ANNOTATIONS - {
+        "type", "$ref", "properties", "additionalProperties", "required", "propertyNames", "items", "minItems",
+        "pattern", "minLength", "maxLength", "enum", "const", "minimum", "maximum", "if", "then", "else", "not",
+        "anyOf", "oneOf"}
+    if unknown:
+        raise NoFastCheck(", ".join(sorted(unknown)))
+    if "$ref" in node:
+        ref = node["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/$defs/") or "/" in ref[8:]:
+            raise NoFastCheck(str(ref))
+        checks.append(fast_check(root["$defs"][ref[8:]], root))
+    if "type" in node:
+        wanted = [TYPES[t] for t in (node["type"] if isinstance(node["type"], list) else [node["type"]])]
+        checks.append(wanted[0] if len(wanted) == 1 else lambda v: any(t(v) for t in wanted))
+    if "enum" in node:
+        options = list(node["enum"])
+        checks.append(lambda v: any(_equal(v, o) for o in options))
+    if "const" in node:
+        constant = node["const"]
+        checks.append(lambda v: _equal(v, constant))
+    if "required" in node:
+        required = tuple(node["required"])
+        checks.append(lambda v: not isinstance(v, dict) or all(k in v for k in required))
+    if "properties" in node or "additionalProperties" in node:
+        props = {k: fast_check(sub, root) for k, sub in (node.get("properties") or {}).items()}
+        extra = fast_check(node.get("additionalProperties", True), root)
+
+        def objects(v: Any) -> bool:
+            if not isinstance(v, dict):
+                return True
+            for key, value in v.items():
+                check = props.get(key, extra)
+                if not check(value):
+                    return False
+            return True
+        checks.append(objects)
+    if "propertyNames" in node:
+        names = fast_check(node["propertyNames"], root)
+        checks.append(lambda v: not isinstance(v, dict) or all(names(k) for k in v))
+    if "items" in node:
+        item = fast_check(node["items"], root)
+        checks.append(lambda v: not isinstance(v, list) or all(item(x) for x in v))
+    if "minItems" in node:
+        least = node["minItems"]
+        checks.append(lambda v: not isinstance(v, list) or len(v) >= least)
+    if "pattern" in node:
+        pattern = re.compile(node["pattern"])
+        checks.append(lambda v: not isinstance(v, str) or pattern.search(v) is not None)
+    if "minLength" in node:
+        shortest = node["minLength"]
+        checks.append(lambda v: not isinstance(v, str) or len(v) >= shortest)
+    if "maxLength" in node:
+        longest = node["maxLength"]
+        checks.append(lambda v: not isinstance(v, str) or len(v) <= longest)
+    number = TYPES["number"]
+    if "minimum" in node:
+        low = node["minimum"]
+        checks.append(lambda v: not number(v) or v >= low)
+    if "maximum" in node:
+        high = node["maximum"]
+        checks.append(lambda v: not number(v) or v <= high)
+    if "if" in node:
+        condition = fast_check(node["if"], root)
+        then, otherwise = fast_check(node.get("then", True), root), fast_check(node.get("else", True), root)
+        checks.append(lambda v: then(v) if condition(v) else otherwise(v))
+    if "not" in node:
+        negated = fast_check(node["not"], root)
+        checks.append(lambda v: not negated(v))
+    if "anyOf" in node:
+        any_of = [fast_check(sub, root) for sub in node["anyOf"]]
+        checks.append(lambda v: any(c(v) for c in any_of))
+    if "oneOf" in node:
+        one_of = [fast_check(sub, root) for sub in node["oneOf"]]
+        checks.append(lambda v: sum(1 for c in one_of if c(v)) == 1)
+    if len(checks) == 1:
+        return checks[0]
+    return lambda v: all(c(v) for c in checks)
+
+
+_fast: dict[int, Check | None] = {}
+
+
+def fast_valid(v: Draft202012Validator, data: Any) -> bool:
+    """True when `data` is certainly valid for `v` (no need to ask jsonschema for errors)."""
+    key = id(v)  # validators live as long as the process (cached above)
+    if key not in _fast:
+        try:
+            _fast[key] = fast_check(v.schema, v.schema)
+        except (NoFastCheck, KeyError, TypeError, re.error):
+            _fast[key] = None
+    check = _fast[key]
+    return check is not None and check(data)
 
 
 NAME = "a valid name (lower-case letters, digits and _, starting with a letter)"
@@ -118,6 +260,8 @@ def check_field(doc: Document, spec: Any, prefix: tuple[Any, ...]) -> Iterator[P
 
 def _errors(doc: Document, v: Draft202012Validator | None, data: Any, prefix: tuple[Any, ...]) -> Iterator[PackError]:
     assert v is not None
+    if fast_valid(v, data):
+        return
     for error in sorted(v.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         if error.validator in ("if", "then", "else"):
             continue
