@@ -9,9 +9,14 @@ hooks.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sys
+import threading
 import unicodedata
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 from engine.plugins import ActionContext, HookContext, JobContext, action, hook, job
@@ -23,18 +28,48 @@ LEAD_SOURCES = {"web_form": "website"}  # lead source channel -> customer source
 # -- pure helpers -----------------------------------------------------------------------------------
 
 
+PINYIN_PHRASES = Path(__file__).with_name("pinyin_phrases.json")
+_pinyin_lock = threading.Lock()
+_initials: Any = None
+
+
+def _initials_function() -> Any:
+    """pypinyin's lazy_pinyin for initials, imported on first use. Its full phrase dictionary
+    (~35 MB in every process that imports it) is needed only for phrases whose initials differ
+    from their characters' usual readings (重庆 CQ, not ZQ; 厦门 XM, 银行 YH): pinyin_phrases.json
+    keeps just those 2,105 phrases of pypinyin 0.55's dictionary, and pypinyin is imported without
+    its own (PYPINYIN_NO_PHRASES) unless something in the process imported it already."""
+    global _initials
+    with _pinyin_lock:
+        if _initials is None:
+            fresh = "pypinyin" not in sys.modules
+            saved = {k: os.environ.get(k) for k in ("PYPINYIN_NO_PHRASES", "PYPINYIN_NO_DICT_COPY")}
+            if fresh:
+                os.environ.update({"PYPINYIN_NO_PHRASES": "1", "PYPINYIN_NO_DICT_COPY": "1"})
+            try:
+                import pypinyin
+            finally:
+                for key, value in saved.items():  # the process environment stays as it was
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+            from pypinyin.constants import PHRASES_DICT
+
+            if len(PHRASES_DICT) < 10_000:  # without pypinyin's own phrases: add the ones that matter
+                pypinyin.load_phrases_dict(json.loads(PINYIN_PHRASES.read_text(encoding="utf-8")))
+            style = pypinyin.Style.FIRST_LETTER
+            _initials = lambda text: pypinyin.lazy_pinyin(text, style=style)  # noqa: E731
+    return _initials
+
+
 def mnemonic(name: str | None, limit: int = 50) -> str | None:
     """The 助记码 of a name: pinyin initials of its Chinese characters, letters and digits kept,
     upper-case: 重庆长安汽车 -> CQCAQC, ABC科技（上海） -> ABCKJSH."""
     if not name:
         return None
-    # Imported on first use: its phrase dictionary (needed to read polyphonic characters in
-    # context, 重庆 -> CQ) costs ~50 MB, which workers that never save a customer do not pay.
-    from pypinyin import Style, lazy_pinyin
-
     text = unicodedata.normalize("NFKC", name)
-    letters = "".join(ch for part in lazy_pinyin(text, style=Style.FIRST_LETTER) for ch in part
-                      if ch.isascii() and ch.isalnum())
+    letters = "".join(ch for part in _initials_function()(text) for ch in part if ch.isascii() and ch.isalnum())
     return letters.upper()[:limit] or None
 
 
