@@ -303,6 +303,18 @@ def cmd_setting(args: argparse.Namespace) -> int:
 
 # -- serve ----------------------------------------------------------------------------------------
 
+def _limit_malloc_arenas(count: int) -> None:
+    """mallopt(M_ARENA_MAX, count) in this process, where glibc is the C library (else nothing)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, count)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
     import secrets
@@ -325,6 +337,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # random key for this run (sessions then end when the server restarts).
         os.environ["CRM_SECRET_KEY"] = secrets.token_urlsafe(32)
         print("CRM_SECRET_KEY is not set: using a random key; sessions end when the server stops.", file=sys.stderr)
+    # glibc gives each of the thread pool's threads its own malloc arena (up to 8 per core), which
+    # grew a worker by ~60 MB under load; two arenas cost no measurable speed. Worker processes
+    # are spawned, so the variable reaches their glibc at start; one worker runs in this process,
+    # which is already started, so it is told with mallopt.
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        os.environ["MALLOC_ARENA_MAX"] = "2"
+        if args.workers <= 1:
+            _limit_malloc_arenas(2)
     print(f"Serving on http://{args.host}:{args.port} with {args.workers} worker(s)", file=sys.stderr)
     uvicorn.run("engine.ui.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, access_log=args.access_log, proxy_headers=False)
