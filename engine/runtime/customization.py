@@ -75,6 +75,11 @@ def reload(runtime: Any) -> Any:
     dirs = active_dirs([Path(p.path) for p in runtime.registry.packs if p.path], runtime.engine)
     seen = revision(runtime.engine)
     registry = load_registry(dirs, load_overlay(runtime.engine))
-    fresh = Runtime(registry, runtime.engine, timezone=runtime.timezone, files_dir=runtime.files_dir)
+    # The packs' hooks are the same modules when the same packs (and hooks files) are active: a
+    # changed customisation layer needs no new hook registry.
+    same_hooks = [(p.name, p.hooks) for p in registry.packs if p.hooks] == \
+        [(p.name, p.hooks) for p in runtime.registry.packs if p.hooks]
+    fresh = Runtime(registry, runtime.engine, timezone=runtime.timezone, files_dir=runtime.files_dir,
+                    hooks=runtime.hooks if same_hooks else None)
     fresh.layer_revision = seen
     return fresh
