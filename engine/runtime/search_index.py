@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 log = logging.getLogger("engine.search")
 
 MIN_TERM = 3  # trigram indexes can only serve terms of at least 3 characters
+FEW_CANDIDATES = 1000  # SQLite: narrow to the FTS candidates only when at most this many match
 STATE_TTL = 5.0  # seconds a process trusts what it read of the SQLite search tables
 CREATE_EXTENSION = "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA {schema}"
 _BARE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -325,8 +326,30 @@ def fts_columns(engine: Engine, table: str) -> tuple[str, ...]:
     return cached[1].get(table, ())
 
 
-def fts_match(table: str, columns: list[str], terms: list[str]) -> tuple[Any, str]:
-    """(the FTS table's rowids column source, MATCH text) for terms of 3+ characters."""
+def fts_match(columns: list[str], terms: list[str]) -> str:
+    """The FTS5 query: every term (3+ characters) as a phrase within the given columns."""
     scope = "{" + " ".join(columns) + "}"
-    text = " AND ".join(f'{scope} : "{t.replace(chr(34), chr(34) * 2)}"' for t in terms)
-    return sa.table(fts_name(table), sa.column("rowid")), text
+    return " AND ".join(f'{scope} : "{t.replace(chr(34), chr(34) * 2)}"' for t in terms)
+
+
+def fts_candidates(engine: Engine, table: str, columns: list[str], terms: list[str]) -> Any:
+    """A subquery of the FTS table's rowids matching `terms`, or None when more than
+    FEW_CANDIDATES rows match.
+
+    Narrowing to the candidates pays when they are few: the page reads them by id and sorts them.
+    A word found in many rows is better served the old way, walking the list's sort index and
+    testing LIKE until the page is full, which stops early exactly because matches are common;
+    materialising thousands of candidates first would be slower (429 ms against 5 ms for 有限公司
+    over 100k customers). One cheap probe (the FTS query, stopped after FEW_CANDIDATES + 1 rows)
+    tells the two apart.
+    """
+    fts = fts_name(table)
+    match = fts_match(columns, terms)
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            f'SELECT count(*) FROM (SELECT 1 FROM {_q(fts)} WHERE {_q(fts)} MATCH ? LIMIT ?)',
+            (match, FEW_CANDIDATES + 1)).scalar_one()
+    if found > FEW_CANDIDATES:
+        return None
+    source = sa.table(fts, sa.column("rowid"))
+    return sa.select(source.c.rowid).where(sa.literal_column(_q(fts)).op("MATCH")(match))

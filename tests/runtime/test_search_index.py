@@ -79,6 +79,32 @@ def test_every_word_in_any_field_and_odd_characters(rec: RecordService) -> None:
     assert found(rec, "NEAR(acme") == set()
 
 
+def test_a_common_word_is_searched_without_the_candidates(rec: RecordService, runtime: Runtime,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    rec.bulk_create("account", [{"name": f"Common {w}"} for w in ("alpha", "bravo", "charlie", "delta", "echo")]
+                    + [{"name": "Rare"}])
+    monkeypatch.setattr(search_index, "FEW_CANDIDATES", 3)
+    assert len(found(rec, "common")) == 5  # more than 3 candidates: the LIKE walk alone
+    assert found(rec, "rare") == {"Rare"} and found(rec, "common delt") == {"Common delta"}
+    if runtime.engine.dialect.name == "sqlite":
+        assert "MATCH" not in str(search_sql(runtime, "account", "common"))
+        assert "MATCH" in str(search_sql(runtime, "account", "rare"))
+
+
+def test_postgresql_plans_each_pattern(runtime: Runtime) -> None:
+    """The pattern is a literal on PostgreSQL, so a prepared statement's generic plan (blind to
+    the word) never replaces the plan that uses the trigram indexes."""
+    stmt = search_sql(runtime, "account", "o'neil 50%")
+    sql = str(stmt.compile(runtime.engine, compile_kwargs={"render_postcompile": True}))
+    if runtime.engine.dialect.name == "postgresql":
+        assert "o''neil" in sql and "50\\%" in sql  # escaped by the dialect
+    else:
+        assert "neil" not in sql
+    rec = runtime.records()
+    rec.create("account", {"name": "O'Neil 50% Ltd"})
+    assert found(rec, "o'neil 50%") == {"O'Neil 50% Ltd"} and found(rec, "o'neil 50_") == set()
+
+
 def test_short_terms_still_match(rec: RecordService) -> None:
     rec.create("account", {"name": "华信机械"})
     rec.create("account", {"name": "Beta Ox"})

@@ -47,8 +47,10 @@ def search(ctx: Ctx) -> Response:
                 continue
             try:
                 # No count: one cheap statement per entity; "8+" says there is more in the list.
+                # Newest first rather than the list's sort: a sort by a referenced title (contacts
+                # by customer) cannot stop early, so a common word scanned and sorted whole tables.
                 result = ctx.records.query(entity.key, ListQuery(search=typed, limit=SEARCH_ROWS, titles=(),
-                                                                 count=False))
+                                                                 count=False, sort=("-id",)))
             except RecordError:
                 continue
             if result.rows:
