@@ -33,6 +33,7 @@ browser:
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is missing and could not be installed:" \
 	  "run 'apt-get install chromium' as root" >&2; exit 1; }
 
+# pytest runs on 2 workers (pytest-xdist; addopts in pyproject.toml); `$(BIN)/pytest -n 0` runs serially.
 test: install browser
 	$(BIN)/pytest
 	$(BIN)/ruff check engine packs tests

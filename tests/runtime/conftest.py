@@ -13,7 +13,7 @@ from engine.runtime.db import make_engine
 from engine.runtime.hooks import HookRegistry
 from engine.runtime.service import RecordService, Runtime
 from engine.runtime.users import User, create_user
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, registry_of
 
 SALES = FIXTURES / "sales_basic"
 HOOKED = FIXTURES / "hooked"
@@ -47,7 +47,7 @@ def build_runtime(db_url: str) -> Iterator[Callable[..., Runtime]]:
 
     def build(packs: Sequence[Path] = (SALES,), overlay: Sequence[dict[str, Any]] = (),
               hooks: HookRegistry | None = None, migrate: bool = True) -> Runtime:
-        registry = load_registry(list(packs), overlay)
+        registry = load_registry(list(packs), overlay) if overlay else registry_of(*packs)
         rt = Runtime(registry, make_engine(db_url), hooks=hooks if hooks is not None else HookRegistry())
         if migrate:
             rt.migrate()
