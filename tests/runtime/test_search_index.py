@@ -196,8 +196,15 @@ def test_explain_uses_the_index(build_runtime: Build) -> None:
             plan = " | ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
             assert "Bitmap Index Scan on trgm_account__name" in plan, plan
         assert [r[0] for r in conn.execute(stmt)] == [rec.query("account", ListQuery(search="华信机械")).rows[0]["id"]]
-    if rt.engine.dialect.name == "sqlite":
-        assert "MATCH" not in str(search_sql(rt, "account", "华信"))  # too short for trigrams: LIKE only
+    short = search_sql(rt, "account", "华信")  # too short for trigrams: LIKE only, never the index
+    with rt.engine.begin() as conn:
+        if rt.engine.dialect.name == "sqlite":
+            assert "MATCH" not in str(short)
+        else:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            compiled = short.compile(conn, compile_kwargs={"literal_binds": True})
+            assert "trgm_" not in " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+        assert len(conn.execute(short).all()) == 1
 
 
 def test_without_pg_trgm_search_scans_and_says_so(build_runtime: Build, db_url: str,
