@@ -319,6 +319,8 @@ class QueryBuilder:
             clauses = [self.filter_clause(f) for f in filters]
         except BadQuery:
             return sa.literal(0)
+        if not clauses:  # no condition: holds on every row
+            return sa.literal(1)
         return sa.case((sa.and_(*clauses), 1), else_=0)
 
     # -- the statement ------------------------------------------------------------------------

@@ -360,6 +360,37 @@ class RecordService:
             where.append(clause if clause is not None else sa.false())
         return where
 
+    def counts(self, queries: Sequence[tuple[str, ListQuery]]) -> list[tuple[int, bool]]:
+        """(count, exact) of the records each (entity, query) selects, as `query` would count them
+        (scope, filters, capped at COUNT_LIMIT), all in one statement: the detail page's tabs."""
+        if not queries:
+            return []
+        cap = query_module.COUNT_LIMIT
+        counted = []
+        for entity_key, q in queries:
+            entity = self.entity(entity_key)
+            qb = QueryBuilder(self.runtime, entity, self.value_context(), self.hidden(entity))
+            where = self._where(entity, qb, q)
+            ids = (sa.select(qb.table.c.id).select_from(qb.from_clause(qb.joined())).where(*where)
+                   .limit(cap + 1).subquery())
+            counted.append(sa.select(sa.func.count()).select_from(ids).scalar_subquery())
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(*counted)).one()
+        return [(min(int(n), cap), int(n) <= cap) for n in row]
+
+    def which_hold(self, entity_key: str, record_id: Any, conditions: Sequence[Sequence[str]]) -> list[bool]:
+        """For each list of filters, whether all of them hold on the record (False when the actor
+        cannot read it), in one statement: which of a record's actions apply now."""
+        if not conditions:
+            return []
+        entity = self.entity(entity_key)
+        qb = QueryBuilder(self.runtime, entity, self.value_context(), self.hidden(entity))
+        columns = [qb.highlight_column(filters).label(f"c{i}") for i, filters in enumerate(conditions)]
+        where = self._where(entity, qb, ListQuery()) + [qb.table.c.id == self._id(entity, record_id)]
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(*columns).select_from(qb.from_clause(qb.joined())).where(*where)).first()
+        return [bool(v) for v in row] if row is not None else [False] * len(conditions)
+
     def summarize(self, entity_key: str, q: ListQuery | None, group_by: str,
                   sums: Sequence[str] = ()) -> dict[Any, dict[str, Any]]:
         """Count and sum the records a query selects, grouped by one field: {value: {count, sums}}.

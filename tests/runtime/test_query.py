@@ -307,3 +307,34 @@ def test_summarize_counts_and_sums_within_scope(runtime: Runtime, rec: RecordSer
     assert {k: v["count"] for k, v in filtered.items()} == {"qualify": 2}
     with pytest.raises(BadQuery):
         rec.summarize("deal", None, "stage", ["name"])
+
+
+def test_counts_of_many_queries_in_one_statement(runtime: Runtime, rec: RecordService, alice: User, bob: User,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    acct = rec.create("account", {"name": "A", "owner": alice.id})
+    other = rec.create("account", {"name": "B", "owner": alice.id})
+    rec.bulk_create("deal", [{"name": f"d{i}", "account": acct["id"], "owner": alice.id if i < 3 else bob.id}
+                             for i in range(5)])
+    asked = [("deal", ListQuery(filters=[f"account eq {acct['id']}"])),
+             ("deal", ListQuery(filters=[f"account eq {other['id']}"])),
+             ("account", ListQuery(filters=["name eq A"]))]
+    statements: list[str] = []
+    sa.event.listen(runtime.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert rec.counts(asked) == [(5, True), (0, True), (1, True)]
+    assert len(statements) == 1
+    assert runtime.records(alice.actor()).counts(asked) == [(3, True), (0, True), (1, True)]  # bob's are out of scope
+    monkeypatch.setattr(query_module, "COUNT_LIMIT", 4)
+    assert rec.counts(asked[:1]) == [(4, False)]
+    assert rec.counts([]) == []
+
+
+def test_which_conditions_hold_on_a_record(runtime: Runtime, rec: RecordService, alice: User, bob: User) -> None:
+    acct = rec.create("account", {"name": "A"})
+    deal = rec.create("deal", {"name": "d", "account": acct["id"], "amount": "70", "stage": "qualify",
+                               "owner": bob.id})
+    conditions = [["amount gt 60"], ["amount gt 60", "stage eq proposal"], [], ["name eq d"]]
+    assert rec.which_hold("deal", deal["id"], conditions) == [True, False, True, True]
+    # a record the actor may not read satisfies nothing
+    assert runtime.records(alice.actor()).which_hold("deal", deal["id"], conditions) == [False] * 4
+    # like a highlight, a condition the actor cannot evaluate (an unknown or hidden field) is false
+    assert rec.which_hold("deal", deal["id"], [["nonsense eq 1"]]) == [False]
