@@ -63,9 +63,15 @@ class ComputedType(FieldType):
         if result is None:
             return None
         if field.options.get("result") == "integer":
-            return int(result.to_integral_value(ROUND_HALF_UP))
-        scale = int(field.options.get("scale", 2))
-        return result.quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP)
+            value = result.to_integral_value(ROUND_HALF_UP)
+        else:
+            value = result.quantize(Decimal(1).scaleb(-int(field.options.get("scale", 2))), ROUND_HALF_UP)
+        # A result too large for its column (a campaign's ROI of 150,000%) is left empty: failing
+        # would refuse the save of this record, and of every child whose rollup recomputes it.
+        precision, scale = self.result_type(field).digits(field)  # type: ignore[attr-defined]
+        if value and value.adjusted() >= precision - scale:
+            return None
+        return int(value) if field.options.get("result") == "integer" else value
 
     def to_json(self, field: Field, value: Any) -> Any:
         return self.result_type(field).to_json(field, value)

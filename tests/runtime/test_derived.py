@@ -77,6 +77,12 @@ def test_computed_field(rec: RecordService) -> None:
     other = rec.create("deal_line", {"deal": deal["id"], "product": "Q", "price": 7})
     assert other["line_amount"] == Decimal("7.00")
     assert rec.to_json("deal_line", other)["line_amount"] == "7.00"
+    # a result the column cannot hold is left empty instead of failing the save (on PostgreSQL,
+    # a numeric overflow)
+    huge = rec.create("deal_line", {"deal": deal["id"], "product": "H", "quantity": "99999999999999",
+                                    "price": "99999999999999"})
+    assert huge["line_amount"] is None
+    assert rec.get("deal_line", huge["id"])["line_amount"] is None
 
 
 def test_rollups_follow_children(rec: RecordService) -> None:
