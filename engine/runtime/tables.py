@@ -193,6 +193,15 @@ def entity_table(metadata: sa.MetaData, entity: Entity) -> sa.Table:
             wanted.setdefault(("owner", name, "id"), False)
     for cols in entity.indexes:
         wanted.setdefault(tuple(cols), False)
+    # Every filter a list declares is offered on every page view: give each an index to start from
+    # (not long text, which a B-tree entry may not hold on PostgreSQL).
+    for name in entity.list.filters:
+        column = table.c[name] if name in table.c else None
+        if column is None or any(cols[0] == name for cols in wanted):
+            continue
+        if isinstance(column.type, sa.Text) or (isinstance(column.type, sa.String) and (column.type.length or 10**6) > 255):
+            continue
+        wanted[(name,)] = False
     for cols, unique in wanted.items():
         sa.Index(index_name(entity.key, list(cols), unique), *[table.c[c] for c in cols], unique=unique)
     return table
