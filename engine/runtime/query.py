@@ -27,7 +27,7 @@ from engine.runtime.errors import BadQuery
 if TYPE_CHECKING:
     from engine.runtime.service import Runtime
 
-COUNT_LIMIT = 10_000  # above this, totals are reported as "more than 10,000"
+COUNT_LIMIT = 2_000  # above this, totals are reported as "more than 2,000": counting costs per row counted
 MAX_PAGE = 500
 
 

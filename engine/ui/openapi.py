@@ -200,7 +200,7 @@ def entity_schemas(entity: Entity) -> dict[str, dict[str, Any]]:
         "required": ["data", "total", "total_exact", "next_cursor", "prev_cursor"],
         "properties": {
             "data": {"type": "array", "items": ref(name)},
-            "total": {"type": "integer", "description": "Records matching the query, counted up to 10,000."},
+            "total": {"type": "integer", "description": "Records matching the query, counted up to 2,000 (see total_exact)."},
             "total_exact": {"type": "boolean", "description": "False when there are more than `total`."},
             "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page."},
             "prev_cursor": {"type": ["string", "null"], "description": "Pass as `before` for the previous page."},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -338,3 +339,29 @@ def test_which_conditions_hold_on_a_record(runtime: Runtime, rec: RecordService,
     assert runtime.records(alice.actor()).which_hold("deal", deal["id"], conditions) == [False] * 4
     # like a highlight, a condition the actor cannot evaluate (an unknown or hidden field) is false
     assert rec.which_hold("deal", deal["id"], [["nonsense eq 1"]]) == [False]
+
+
+def test_a_scoped_page_walks_the_sort_index(runtime: Runtime, rec: RecordService, alice: User, bob: User) -> None:
+    """own OR shared OR pool: no branch may pull the scope out of the sort index's walk on SQLite
+    (a MULTI-INDEX OR collects every row in scope and sorts them); the rows are the same."""
+    rec.bulk_create("account", [{"name": f"a{i:03d}", "owner": (alice.id, bob.id)[i % 2], "in_pool": i % 5 == 0}
+                                for i in range(200)])
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append((statement, parameters))
+
+    sa.event.listen(runtime.engine, "before_cursor_execute", seen)
+    page = runtime.records(alice.actor()).query("account", ListQuery(limit=20, count=False))
+    sa.event.remove(runtime.engine, "before_cursor_execute", seen)
+    names = [r["name"] for r in page.rows]
+    expected = sorted(f"a{i:03d}" for i in range(200) if i % 2 == 0 or i % 5 == 0)[:20]
+    assert names == expected
+    statement, parameters = next(s for s in statements if "ORDER BY" in s[0])
+    with runtime.engine.connect() as conn:
+        if runtime.engine.dialect.name == "sqlite":
+            assert "+account.owner" in statement and "+account.in_pool" in statement
+            plan = " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "MULTI-INDEX OR" not in plan
+        else:
+            assert "+" not in statement.split("WHERE", 1)[1]  # PostgreSQL plans the plain columns itself
