@@ -109,8 +109,11 @@ def ours(url: str, port: int, workers: int) -> Server:
 
 
 def floor(url: str, port: int, workers: int) -> Server:
+    # The same HTTP protocol as `crm serve` (TCP_NODELAY: uvicorn with several workers leaves Nagle
+    # on, which added ~40 ms to every small response at one client); a server setting, not app code.
     return Server("floor", [PYTHON, "-m", "uvicorn", "bench.floor.app:create_app", "--factory", "--port", str(port),
-                            "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+                            "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+                            "--http", "engine.ui.http:NoDelayHTTPProtocol"],
                   {"BENCH_DATABASE_URL": url, "BENCH_SECRET": SECRET}, port, ROOT)
 
 

@@ -347,7 +347,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _limit_malloc_arenas(2)
     print(f"Serving on http://{args.host}:{args.port} with {args.workers} worker(s)", file=sys.stderr)
     uvicorn.run("engine.ui.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, access_log=args.access_log, proxy_headers=False)
+                log_level=args.log_level, access_log=args.access_log, proxy_headers=False,
+                http="engine.ui.http:NoDelayHTTPProtocol")
     return 0
 
 
