@@ -46,24 +46,30 @@ def csv_text(rows: int, seed: int = 7) -> str:
     return out.getvalue()
 
 
+def _as_admin(url: str) -> tuple[Any, Any, int]:
+    """The runtime (migrated: the packs may have moved on during the run), a record service as
+    the benchmark's administrator, and the highest customer id now (what to delete afterwards)."""
+    from engine.bootstrap import open_runtime
+    from engine.runtime.users import load_user
+
+    runtime = open_runtime(Config(database_url=url))
+    runtime.migrate()
+    users = runtime.table("crm_user")
+    with runtime.engine.connect() as conn:
+        admin_id = conn.execute(sa.select(users.c.id).where(users.c.username == ADMIN_USER)).scalar_one()
+        before = int(conn.execute(sa.text("select coalesce(max(id), 0) from customer")).scalar_one())
+    admin = load_user(runtime, admin_id)
+    assert admin is not None
+    return runtime, runtime.records(admin.actor("zh")), before
+
+
 def import_rate(url: str, rows: int) -> dict[str, Any]:
     """CSV import through the runtime's bulk path, as an administrator: parse, coerce and
     validate (bulk_create), check each batch's names against existing customers (one IN query
     on the indexed name column: the duplicate check), insert. The import screen works differently
     (one record-service create per row, hooks included: `screen_import_rate`). The rows are
     deleted afterwards."""
-    from engine.bootstrap import open_runtime
-    from engine.runtime.users import load_user
-
-    runtime = open_runtime(Config(database_url=url))
-    runtime.migrate()  # the packs may have moved on during the run
-    users = runtime.table("crm_user")
-    with runtime.engine.connect() as conn:
-        admin_id = conn.execute(sa.select(users.c.id).where(users.c.username == ADMIN_USER)).scalar_one()
-        before = conn.execute(sa.text("select coalesce(max(id), 0) from customer")).scalar_one()
-    admin = load_user(runtime, admin_id)
-    assert admin is not None
-    records = runtime.records(admin.actor("zh"))
+    runtime, records, before = _as_admin(url)
     customers = runtime.table("customer")
     text = csv_text(rows)
     duplicates = 0
@@ -99,21 +105,13 @@ def screen_import_rate(url: str, rows: int) -> dict[str, Any]:
     and `crm record import` run): each row created through the record service with hooks, so the
     standard pack's duplicate check (normalised names, phones, e-mails) and mnemonic apply, in one
     transaction. At most importer.MAX_ROWS rows per file. The rows are deleted afterwards."""
-    from engine.bootstrap import open_runtime
     from engine.runtime.importer import MAX_ROWS, import_csv
-    from engine.runtime.users import load_user
 
     rows = min(rows, MAX_ROWS)
-    runtime = open_runtime(Config(database_url=url))
-    users = runtime.table("crm_user")
-    with runtime.engine.connect() as conn:
-        admin_id = conn.execute(sa.select(users.c.id).where(users.c.username == ADMIN_USER)).scalar_one()
-        before = conn.execute(sa.text("select coalesce(max(id), 0) from customer")).scalar_one()
-    admin = load_user(runtime, admin_id)
-    assert admin is not None
+    runtime, records, before = _as_admin(url)
     data = csv_text(rows, seed=11).replace("导入测试", "屏幕导入").encode("utf-8")
     started = time.perf_counter()
-    outcome = import_csv(runtime.records(admin.actor("zh")), "customer", data)
+    outcome = import_csv(records, "customer", data)
     seconds = time.perf_counter() - started
     with runtime.engine.begin() as conn:
         conn.execute(sa.text("delete from crm_history where entity = 'customer' and record_id > :i"), {"i": before})
