@@ -4,6 +4,7 @@ does with several workers, where asyncio would leave TCP_NODELAY off)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 from typing import Any
 
@@ -41,7 +42,9 @@ def test_connections_get_tcp_nodelay() -> None:
         await serving
         return answer
 
-    answer = asyncio.run(scenario())
+    # A thread of its own: another test in this worker may have left an event loop running here.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(asyncio.run, scenario()).result(timeout=60)
     assert answer.startswith(b"HTTP/1.1 200") and b"\r\nok\r\n" in answer
     assert seen and all(seen)
 
