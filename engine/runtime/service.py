@@ -318,12 +318,9 @@ class RecordService:
             rows = conn.execute(stmt).mappings().all()
             total, exact = None, False
             if q.count:
-                cap = query_module.COUNT_LIMIT
-                counted = (sa.select(table.c.id).select_from(qb.from_clause(counted_joins)).where(*where)
-                           .limit(cap + 1).subquery())
-                total = conn.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
-                exact = total <= cap
-                total = min(total, cap)
+                total = conn.execute(self._capped_count(qb, where, counted_joins)).scalar_one()
+                exact = total <= query_module.COUNT_LIMIT
+                total = min(total, query_module.COUNT_LIMIT)
         more = len(rows) > limit
         rows = list(rows[:limit])
         if backwards:
@@ -360,6 +357,14 @@ class RecordService:
             where.append(clause if clause is not None else sa.false())
         return where
 
+    @staticmethod
+    def _capped_count(qb: QueryBuilder, where: list[Any], joins: Sequence[str]) -> sa.Select[Any]:
+        """count(*) of the rows `where` selects, reading at most COUNT_LIMIT + 1 of them (joining
+        only the title tables the conditions use)."""
+        ids = (sa.select(qb.table.c.id).select_from(qb.from_clause(joins)).where(*where)
+               .limit(query_module.COUNT_LIMIT + 1).subquery())
+        return sa.select(sa.func.count()).select_from(ids)
+
     def counts(self, queries: Sequence[tuple[str, ListQuery]]) -> list[tuple[int, bool]]:
         """(count, exact) of the records each (entity, query) selects, as `query` would count them
         (scope, filters, capped at COUNT_LIMIT), all in one statement: the detail page's tabs."""
@@ -371,9 +376,7 @@ class RecordService:
             entity = self.entity(entity_key)
             qb = QueryBuilder(self.runtime, entity, self.value_context(), self.hidden(entity))
             where = self._where(entity, qb, q)
-            ids = (sa.select(qb.table.c.id).select_from(qb.from_clause(qb.joined())).where(*where)
-                   .limit(cap + 1).subquery())
-            counted.append(sa.select(sa.func.count()).select_from(ids).scalar_subquery())
+            counted.append(self._capped_count(qb, where, qb.joined()).scalar_subquery())
         with self.transaction() as conn:
             row = conn.execute(sa.select(*counted)).one()
         return [(min(int(n), cap), int(n) <= cap) for n in row]
