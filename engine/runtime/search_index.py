@@ -29,6 +29,7 @@ import logging
 import re
 import sqlite3
 import time
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -298,7 +299,8 @@ def render(operations: list[SearchOp]) -> str:
 
 # -- what queries may use ----------------------------------------------------------------------------
 
-_state: dict[Engine, tuple[float, dict[str, tuple[str, ...]]]] = {}
+# Weak keys: a disposed engine (tests make hundreds) takes its entry with it.
+_state: weakref.WeakKeyDictionary[Engine, tuple[float, dict[str, tuple[str, ...]]]] = weakref.WeakKeyDictionary()
 
 
 def forget(engine: Engine) -> None:
