@@ -25,12 +25,27 @@ from engine.runtime.hooks import EVENTS, ActionContext, HookContext, JobContext
 __all__ = ["EVENTS", "ActionContext", "HookContext", "JobContext", "action", "hook", "job"]
 
 HookFunction = Callable[[HookContext], Any]
+PrefetchFunction = Callable[[list[HookContext]], Any]
 ActionFunction = Callable[[ActionContext], Any]
 JobFunction = Callable[[JobContext], Any]
 
 
-def hook(entity: str, *events: str) -> Callable[[HookFunction], HookFunction]:
-    """Mark a function as a hook for `entity` on `events`; the pack loader registers it."""
+def hook(entity: str, *events: str, batch: bool = False,
+         prefetch: PrefetchFunction | None = None) -> Callable[[HookFunction], HookFunction]:
+    """Mark a function as a hook for `entity` on `events`; the pack loader registers it.
+
+    Batch writes (CSV imports: `RecordService.create_many`) run each step for all the rows of a
+    batch before the next step, which is much faster, but only when every hook of the entity's
+    create path says it may be run so:
+
+    - `batch=True`: the hook does not depend on the other rows of the same batch having been
+      saved (it reads or writes nothing that those rows change). Otherwise the batch is
+      created row by row, as single creates.
+    - `prefetch` (implies batch): a function called once with the contexts of all the batch's
+      rows before the hook runs for each; it reads in one query what the hook would read row by
+      row and leaves it in `ctx.batch` (a dict the batch's contexts share; None on a single
+      write) for the hook to use.
+    """
     unknown = [e for e in events if e not in EVENTS]
     if unknown or not events:
         raise ValueError(f"unknown hook event(s) {unknown or events}; use {', '.join(EVENTS)}")
@@ -39,6 +54,10 @@ def hook(entity: str, *events: str) -> Callable[[HookFunction], HookFunction]:
         marks = list(getattr(fn, "__crm_hooks__", []))
         marks += [(entity, e) for e in events]
         fn.__crm_hooks__ = marks  # type: ignore[attr-defined]
+        if prefetch is not None:
+            fn.__crm_prefetch__ = prefetch  # type: ignore[attr-defined]
+        if batch or prefetch is not None:
+            fn.__crm_batch__ = True  # type: ignore[attr-defined]
         return fn
 
     return mark

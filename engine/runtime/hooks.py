@@ -29,6 +29,8 @@ EVENTS = (
     "before_validate", "after_validate", "before_save", "after_save",
     "before_delete", "after_delete", "before_stage_change", "after_stage_change",
 )
+CREATE_EVENTS = ("before_validate", "after_validate", "before_stage_change", "before_save", "after_save",
+                 "after_stage_change")
 
 
 class PackCode:
@@ -80,6 +82,9 @@ class HookContext(PackCode):
     is_new: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[Message] = field(default_factory=list)
+    # Shared by the rows of one batch write (`RecordService.create_many`: imports); None for a
+    # single write. A hook's prefetch function fills it once for the batch (see plugins.hook).
+    batch: dict[str, Any] | None = None
 
     def changed(self, name: str) -> bool:
         """True when this change sets `name` to a different value."""
@@ -150,6 +155,32 @@ class HookRegistry:
         for fn in self.for_event(ctx.entity.key, event):
             ctx.event = event
             fn(ctx)
+
+    def batch_safe(self, entity: str, events: Iterable[str]) -> bool:
+        """Whether every hook of `entity` on `events` may run a batch step by step (plugins.hook)."""
+        return all(getattr(fn, "__crm_batch__", False) for event in events for fn in self.for_event(entity, event))
+
+    def run_each(self, event: str, contexts: Mapping[int, HookContext]) -> dict[int, dict[str, list[Message]]]:
+        """Run `event`'s hooks for the rows of a batch write, hook by hook: the hook's prefetch
+        function (if it has one) once with the contexts of all rows, then the hook for each row.
+        A row that a hook rejects drops out of the rest; returns {row: its errors}."""
+        failed: dict[int, dict[str, list[Message]]] = {}
+        if not contexts:
+            return failed
+        entity = next(iter(contexts.values())).entity.key
+        for fn in self.for_event(entity, event):
+            alive = {i: ctx for i, ctx in contexts.items() if i not in failed}
+            for ctx in alive.values():
+                ctx.event = event
+            prefetch = getattr(fn, "__crm_prefetch__", None)
+            if prefetch is not None and alive:
+                prefetch(list(alive.values()))
+            for i, ctx in alive.items():
+                try:
+                    fn(ctx)
+                except Rejected as exc:
+                    failed[i] = exc.errors
+        return failed
 
     @classmethod
     def load(cls, packs: Iterable[PackInfo], use_entry_points: bool = True) -> HookRegistry:

@@ -112,7 +112,7 @@ def fts_statements(table: str, columns: tuple[str, ...]) -> list[str]:
     ]
 
 
-def _fts_drop(table: str) -> list[str]:
+def fts_drop(table: str) -> list[str]:
     fts = fts_name(table)
     return [f"DROP TRIGGER IF EXISTS {_q(f'{fts}_{k}')}" for k in ("ai", "ad", "au")] + [f"DROP TABLE IF EXISTS {_q(fts)}"]
 
@@ -211,7 +211,7 @@ def _plan_sqlite(conn: Connection, wanted: dict[str, tuple[str, ...]]) -> list[S
         have = state.get(table, [])
         if sorted(have) == sorted(want):
             continue
-        statements = _fts_drop(table) if have else []
+        statements = fts_drop(table) if have else []
         if want:
             statements += want + [f"INSERT INTO {_q(fts_name(table))}({_q(fts_name(table))}) VALUES ('rebuild')"]
             verb = "rebuild" if have else "create"

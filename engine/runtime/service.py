@@ -30,7 +30,7 @@ from engine.runtime import query as query_module
 from engine.runtime.access import SHARE_LEVELS, Access, Decision
 from engine.runtime.actor import SYSTEM, Actor
 from engine.runtime.errors import BadQuery, Conflict, Forbidden, NotFound, ValidationFailed
-from engine.runtime.hooks import ActionContext, HookContext, HookRegistry, JobContext
+from engine.runtime.hooks import CREATE_EVENTS, ActionContext, HookContext, HookRegistry, JobContext
 from engine.runtime.organization import OrgChart
 from engine.runtime.query import MAX_PAGE, ListQuery, Page, QueryBuilder
 from engine.runtime.tables import build_metadata
@@ -38,7 +38,8 @@ from engine.runtime.tables import build_metadata
 Errors = dict[str, list[Message]]
 
 ROLLUP_BATCH = 2000  # parents recomputed per statement
-BULK_CHUNK = 1000  # rows per INSERT round trip in bulk_create
+BULK_CHUNK = 1000  # rows per INSERT round trip in create_many
+IN_CHUNK = 5000  # values per IN (...) list
 
 
 class Runtime:
@@ -501,63 +502,99 @@ class RecordService:
 
     def _validate(self, conn: Connection, entity: Entity, record: dict[str, Any], old: dict[str, Any] | None,
                   changed: set[str], errors: Errors) -> None:
-        for f in entity.user_fields:
-            if f.required and not f.kind.derived and f.name not in errors and self._empty(entity, f.name, record.get(f.name)):
-                errors.setdefault(f.name, []).append(Message("required"))
-        for f in entity.fields_of_type("stage"):
-            if f.name in changed:
-                old_value = old.get(f.name) if old else None
-                for name, message in f.kind.check_record(f, old_value, record.get(f.name), record,  # type: ignore[attr-defined]
-                                                         lambda n, v: self._empty(entity, n, v)):
-                    errors.setdefault(name, []).append(message)
-        # References: one query per target entity, not one per field or row.
-        wanted: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for name in changed:
-            f = entity.fields[name]
-            value = record.get(name)
-            if value is None or name in errors:
-                continue
-            if f.type == "reference":
-                wanted[str(f.target)][value].append(name)
-            elif f.type == "user" or name == "owner":
-                wanted["crm_user"][value].append(name)
-        for target, ids in wanted.items():
+        self._validate_rows(conn, entity, [(record, old, changed, errors)])
+
+    def _validate_rows(self, conn: Connection, entity: Entity,
+                       rows: Sequence[tuple[dict[str, Any], dict[str, Any] | None, set[str], Errors]]) -> None:
+        """Check records about to be saved, each given as (record, old or None, changed names,
+        its errors so far, which this extends). Required fields and stage rules row by row;
+        references with one query per target entity and unique fields with one per field, for
+        all the rows together (a batch write gives thousands)."""
+        required = [f for f in entity.user_fields if f.required and not f.kind.derived]
+        stages = entity.fields_of_type("stage")
+        # References: target -> id -> [(the row's errors, field name)]
+        wanted: dict[str, dict[int, list[tuple[Errors, str]]]] = defaultdict(lambda: defaultdict(list))
+        for record, old, changed, errors in rows:
+            for f in required:
+                if f.name not in errors and self._empty(entity, f.name, record.get(f.name)):
+                    errors.setdefault(f.name, []).append(Message("required"))
+            for f in stages:
+                if f.name in changed:
+                    old_value = old.get(f.name) if old else None
+                    for name, message in f.kind.check_record(f, old_value, record.get(f.name), record,  # type: ignore[attr-defined]
+                                                             lambda n, v: self._empty(entity, n, v)):
+                        errors.setdefault(name, []).append(message)
+            for name in changed:
+                link = entity.fields.get(name)
+                value = record.get(name)
+                if link is None or value is None or name in errors:
+                    continue
+                if link.type == "reference":
+                    wanted[str(link.target)][value].append((errors, name))
+                elif link.type == "user" or name == "owner":
+                    wanted["crm_user"][value].append((errors, name))
+        for target, by_id in wanted.items():
             table = self.runtime.table(target)
-            stmt = sa.select(table.c.id).where(table.c.id.in_(list(ids)))
+            scope = None
             if target != "crm_user":
-                stmt = stmt.where(table.c.deleted_at.is_(None))
                 # A link may only point at a record the caller can read: otherwise its title
                 # would leak through the link, and the id would confirm the record exists.
                 scope = self.runtime.access.clause(self.actor, self.registry.entities[target], table)
+            found: set[int] = set()
+            ids = sorted(by_id)
+            for start in range(0, len(ids), IN_CHUNK):
+                stmt = sa.select(table.c.id).where(table.c.id.in_(ids[start:start + IN_CHUNK]))
+                if target != "crm_user":
+                    stmt = stmt.where(table.c.deleted_at.is_(None))
                 if scope is not None:
                     stmt = stmt.where(scope)
-            found = set(conn.execute(stmt).scalars())
+                found |= set(conn.execute(stmt).scalars())
             for missing in set(ids) - found:
-                for name in ids[missing]:
-                    code = "no_such_user" if target == "crm_user" else "no_such_record"
-                    label = self.registry.entities[target].label["en"] if target != "crm_user" else ""
+                code = "no_such_user" if target == "crm_user" else "no_such_record"
+                label = self.registry.entities[target].label["en"] if target != "crm_user" else ""
+                for errors, name in by_id[missing]:
                     errors.setdefault(name, []).append(Message(code, {"entity": label, "value": missing}))
         table = self.runtime.table(entity.key)
         for f in entity.user_fields:
-            value = record.get(f.name)
-            if f.unique and f.name in changed and value is not None and f.name not in errors:
-                stmt = sa.select(table.c.id).where(table.c[f.name] == f.kind.to_db(value))
-                if record.get("id"):
-                    stmt = stmt.where(table.c.id != record["id"])
-                if conn.execute(stmt.limit(1)).first() is not None:
+            if not f.unique:
+                continue
+            seen: dict[Any, tuple[dict[str, Any], Errors]] = {}  # stored value -> the first row with it
+            for record, _old, changed, errors in rows:
+                value = record.get(f.name)
+                if f.name not in changed or value is None or f.name in errors:
+                    continue
+                key = f.kind.to_db(value)
+                if key in seen:  # twice in the same batch
                     errors.setdefault(f.name, []).append(Message("not_unique", {"value": value}))
+                else:
+                    seen[key] = (record, errors)
+            keys = list(seen)
+            by_text = {str(k): v for k, v in seen.items()}  # the database may hand back another type
+            for start in range(0, len(keys), IN_CHUNK):
+                stmt = sa.select(table.c.id, table.c[f.name]).where(table.c[f.name].in_(keys[start:start + IN_CHUNK]))
+                for other_id, taken in conn.execute(stmt):
+                    record, errors = seen.get(taken) or by_text[str(taken)]
+                    if other_id != record.get("id") and f.name not in errors:
+                        errors[f.name] = [Message("not_unique", {"value": record.get(f.name)})]
 
-    def _derive(self, conn: Connection, entity: Entity, record: dict[str, Any], creating: bool) -> None:
+    def _derive(self, conn: Connection, entity: Entity, records: Sequence[dict[str, Any]], creating: bool) -> None:
+        """Fill the derived fields: autonumbers of new records (one block of numbers for all),
+        computed fields, and the rollups of new records (nothing to aggregate yet)."""
         now = self.runtime.now()
         for f in entity.user_fields:
-            if f.type == "autonumber" and creating and not record.get(f.name):
-                prefix = render(f.options["pattern"], now)
-                seq = self._next_sequence(conn, f"{entity.key}.{f.name}:{prefix}", 1)
-                record[f.name] = render(f.options["pattern"], now, seq)
+            if f.type == "autonumber" and creating:
+                lacking = [record for record in records if not record.get(f.name)]
+                if lacking:
+                    prefix = render(f.options["pattern"], now)
+                    first = self._next_sequence(conn, f"{entity.key}.{f.name}:{prefix}", len(lacking))
+                    for n, record in enumerate(lacking):
+                        record[f.name] = render(f.options["pattern"], now, first + n)
             elif f.type == "computed":
-                record[f.name] = f.kind.compute(f, record)  # type: ignore[attr-defined]
+                for record in records:
+                    record[f.name] = f.kind.compute(f, record)  # type: ignore[attr-defined]
             elif f.type == "rollup" and creating:
-                record[f.name] = 0 if f.options["aggregate"] == "count" else None
+                for record in records:
+                    record[f.name] = 0 if f.options["aggregate"] == "count" else None
 
     def _next_sequence(self, conn: Connection, key: str, count: int) -> int:
         """Reserve `count` numbers of counter `key` in this transaction; returns the first.
@@ -632,7 +669,7 @@ class RecordService:
             ctx.stage_field = name
             self._run_hooks("before_stage_change", ctx)
         self._run_hooks("before_save", ctx)
-        self._derive(conn, entity, record, creating=old is None)
+        self._derive(conn, entity, [record], creating=old is None)
         return record, changed
 
     # -- writing --------------------------------------------------------------------------------
@@ -869,7 +906,7 @@ class RecordService:
                 moved: list[Mapping[str, Any]] = []
                 for i, old in olds.items():
                     record = {**old, **fresh[i]}
-                    self._derive(conn, parent, record, creating=False)
+                    self._derive(conn, parent, [record], creating=False)
                     changed = {k: record[k] for k in record
                                if k in parent.fields and not parent.fields[k].system and record[k] != old.get(k)}
                     if changed:
@@ -881,57 +918,137 @@ class RecordService:
                 if moved:
                     self._refresh_rollups_of(conn, parent, moved, depth + 1)
 
-    # -- bulk -----------------------------------------------------------------------------------
-    def bulk_create(self, entity_key: str, rows: Sequence[Mapping[str, Any]], *, history: bool = False) -> list[int]:
-        """Insert many records at once, validated and derived like create(), without per-row hooks.
+    # -- many at once --------------------------------------------------------------------------
+    def create_many(self, entity_key: str, rows: Sequence[Mapping[str, Any]], *, hooks: bool = True,
+                    history: bool = True, comment: str | None = None) -> list[dict[str, Any]]:
+        """Create many records, all or none: what create() does for each row, a batch at a time.
 
-        For imports, demo data and benchmarks: one statement per batch, references checked with
-        one query per target entity, autonumbers reserved as one block. All rows or none.
+        Each step runs for all the rows before the next one: coerce and defaults; the
+        before_validate hooks; validation (one query per referenced entity and per unique field);
+        the after_validate, before_stage_change and before_save hooks; derivation (autonumbers as
+        one block); one INSERT per BULK_CHUNK rows; one history row per record (`comment` on it);
+        the parents' rollups, set-based; the after_save and after_stage_change hooks. A hook with
+        a prefetch function (plugins.hook) has it called once per step, for all the rows.
+
+        Problems in any row raise ValidationFailed keyed "<row index>.<field>", and nothing is
+        saved. Returns the saved records, with `_warnings` where hooks warned.
+        `hooks=False` (demo data, benchmarks: the caller fills what the hooks would) skips them.
         """
         entity = self.entity(entity_key)
         self._check(entity, "create", None)
-        prepared: list[dict[str, Any]] = []
-        all_errors: dict[str, list[Message]] = {}
+        if hooks and not self.runtime.hooks.batch_safe(entity.key, CREATE_EVENTS):
+            return self._create_each(entity, rows)
+        value_ctx = self.value_context()
+        records: list[dict[str, Any]] = []
+        errors: list[Errors] = []
+        may_assign: dict[Any, Message | None] = {}
+        for data in rows:
+            row_errors: Errors = {}
+            values = self._coerce(entity, data, row_errors, creating=True, ctx=value_ctx)
+            self._defaults(entity, values, row_errors, value_ctx)
+            owner = values.get("owner")
+            if owner is None:
+                values["owner"] = self.actor.user_id
+            elif owner != self.actor.user_id:  # may the actor give records to them?
+                if owner not in may_assign:
+                    may_assign[owner] = self._refusal(entity, "assign", {"owner": owner})
+                if may_assign[owner] is not None:
+                    row_errors.setdefault("owner", []).append(may_assign[owner])  # type: ignore[arg-type]
+            records.append(values)
+            errors.append(row_errors)
+
+        def failed() -> ValidationFailed:
+            return ValidationFailed({f"{i}.{name}": messages for i, found in enumerate(errors)
+                                     for name, messages in found.items()})
+
         with self.transaction() as conn:
+            shared: dict[str, Any] = {}
+            service = self._hook_service(conn)
+            contexts = {i: HookContext(entity, "before_validate", record, None, self.actor, service, is_new=True,
+                                       batch=shared) for i, record in enumerate(records)}
+
+            def run_hooks(event: str, which: Mapping[int, HookContext]) -> None:
+                if not hooks:
+                    return
+                alive = {i: ctx for i, ctx in which.items() if not errors[i]}
+                for i, found in self.runtime.hooks.run_each(event, alive).items():
+                    for name, messages in found.items():
+                        errors[i].setdefault(name, []).extend(messages)
+                for i, ctx in alive.items():
+                    records[i] = ctx.record
+
+            run_hooks("before_validate", contexts)
+            changed = [{k for k, v in record.items() if v is not None} for record in records]
+            self._validate_rows(conn, entity, [(record, None, changed[i], errors[i]) for i, record in enumerate(records)])
+            run_hooks("after_validate", contexts)
+            stage_fields = [f.name for f in entity.fields_of_type("stage")]
+            for name in stage_fields:
+                moving = {i: ctx for i, ctx in contexts.items() if name in changed[i]}
+                for ctx in moving.values():
+                    ctx.stage_field = name
+                run_hooks("before_stage_change", moving)
+            run_hooks("before_save", contexts)
+            if any(errors):
+                raise failed()
+            self._derive(conn, entity, records, creating=True)
             now = self.runtime.now()
-            ctx = self.value_context()
-            for i, data in enumerate(rows):
-                errors: Errors = {}
-                values = self._coerce(entity, data, errors, creating=True, ctx=ctx)
-                self._defaults(entity, values, errors, ctx)
-                if values.get("owner") is None:
-                    values["owner"] = self.actor.user_id
-                prepared.append(values)
-                for name, messages in errors.items():
-                    all_errors.setdefault(f"{i}.{name}", []).extend(messages)
-            if all_errors:
-                raise ValidationFailed(all_errors)
-            self._validate_bulk(conn, entity, prepared)
-            for f in entity.user_fields:
-                if f.type == "autonumber":
-                    prefix = render(f.options["pattern"], now)
-                    first = self._next_sequence(conn, f"{entity.key}.{f.name}:{prefix}", len(prepared))
-                    for n, values in enumerate(prepared):
-                        values[f.name] = render(f.options["pattern"], now, first + n)
-            for values in prepared:
-                for f in entity.fields_of_type("computed"):
-                    values[f.name] = f.kind.compute(f, values)  # type: ignore[attr-defined]
+            stamps = {"created_at": now, "updated_at": now, "created_by": self.actor.user_id,
+                      "updated_by": self.actor.user_id, "version": 1, "deleted_at": None}
+            empty_row: dict[str, Any] = {f.name: None for f in entity.user_fields}
             table = self.runtime.table(entity.key)
-            db_rows = []
-            for values in prepared:
-                row: dict[str, Any] = {f.name: None for f in entity.user_fields}
-                row.update(self._to_row(entity, values))
-                row.update(created_at=now, updated_at=now, created_by=self.actor.user_id,
-                           updated_by=self.actor.user_id, version=1, deleted_at=None)
-                db_rows.append(row)
-            ids = self._insert_many(conn, table, db_rows)
-            self._refresh_rollups_of(conn, entity, prepared)
+            ids = self._insert_many(conn, table, [{**empty_row, **self._to_row(entity, record), **stamps}
+                                                  for record in records])
+            saved = [{**record, **stamps, "id": record_id} for record, record_id in zip(records, ids, strict=True)]
             if history:
                 conn.execute(sa.insert(self.runtime.table("crm_history")), [
                     {"entity": entity.key, "record_id": i, "action": "create", "field": None, "old_value": None,
-                     "new_value": None, "user_id": self.actor.user_id, "at": now, "comment": "import"} for i in ids])
+                     "new_value": None, "user_id": self.actor.user_id, "at": now, "comment": comment} for i in ids])
+            self._refresh_rollups_of(conn, entity, records)
+            if hooks:
+                after = {i: HookContext(entity, "after_save", record, None, self.actor, service, is_new=True,
+                                        warnings=contexts[i].warnings, batch=shared) for i, record in enumerate(saved)}
+                run_hooks("after_save", after)
+                for name in stage_fields:
+                    moving = {i: ctx for i, ctx in after.items() if name in changed[i]}
+                    for ctx in moving.values():
+                        ctx.stage_field = name
+                    run_hooks("after_stage_change", moving)
+                if any(errors):
+                    raise failed()
         self._written(entity)
-        return ids
+        return [self._with_warnings(record, contexts[i].warnings) for i, record in enumerate(saved)]
+
+    def _create_each(self, entity: Entity, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """create_many for entities with hooks that must see each row saved before the next
+        (plugins.hook's `batch`): one create() after another, all or none."""
+        saved: list[dict[str, Any]] = []
+        errors: dict[str, list[Message]] = {}
+        with self.transaction():
+            for i, data in enumerate(rows):
+                try:
+                    saved.append(self.create(entity.key, data))
+                except ValidationFailed as exc:
+                    for name, messages in exc.errors.items():
+                        errors[f"{i}.{name}"] = messages
+                except (Forbidden, NotFound) as exc:
+                    errors[f"{i}."] = [exc.message]
+            if errors:
+                raise ValidationFailed(errors)
+        return saved
+
+    def bulk_create(self, entity_key: str, rows: Sequence[Mapping[str, Any]], *, history: bool = False) -> list[int]:
+        """Insert many records without hooks (demo data, benchmarks, pack data loaders): the
+        ids of create_many(rows, hooks=False)."""
+        saved = self.create_many(entity_key, rows, hooks=False, history=history, comment="import")
+        return [int(record["id"]) for record in saved]
+
+    def _refusal(self, entity: Entity, action: str, record: dict[str, Any]) -> Message | None:
+        """Why the actor may not do `action` on `record`, or None when they may."""
+        try:
+            self._check(entity, action, record)
+        except (Forbidden, NotFound) as exc:
+            return exc.message
+        return None
 
     def _insert_many(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
         """Insert `rows`, returning their ids in order."""
@@ -961,64 +1078,6 @@ class RecordService:
             conn.execute(sa.insert(table), [{**row, "id": i} for i, row in zip(taken, chunk, strict=True)])
             ids += [int(i) for i in taken]
         return ids
-
-    def _validate_bulk(self, conn: Connection, entity: Entity, prepared: list[dict[str, Any]]) -> None:
-        errors: dict[str, list[Message]] = {}
-        refs: dict[str, set[int]] = defaultdict(set)
-        required = [f for f in entity.user_fields if f.required and not f.kind.derived]
-        references = [(f.name, str(f.target)) for f in entity.user_fields if f.type == "reference"]
-        users = [f.name for f in entity.fields.values() if f.type == "user" or f.name == "owner"]
-        stages = entity.fields_of_type("stage")
-        for i, values in enumerate(prepared):
-            row_errors: Errors = {}
-            for f in required:
-                if f.kind.is_empty(values.get(f.name)):
-                    row_errors.setdefault(f.name, []).append(Message("required"))
-            for name, target in references:
-                if values.get(name) is not None:
-                    refs[target].add(values[name])
-            for name in users:
-                if values.get(name) is not None:
-                    refs["crm_user"].add(values[name])
-            for f in stages:
-                for name, message in f.kind.check_record(f, None, values.get(f.name), values,  # type: ignore[attr-defined]
-                                                         lambda n, v: self._empty(entity, n, v)):
-                    row_errors.setdefault(name, []).append(message)
-            for name, messages in row_errors.items():
-                errors[f"{i}.{name}"] = messages
-        for target, ids in refs.items():
-            table = self.runtime.table(target)
-            found: set[int] = set()
-            id_list = sorted(ids)
-            for start in range(0, len(id_list), 5000):
-                stmt = sa.select(table.c.id).where(table.c.id.in_(id_list[start:start + 5000]))
-                if target != "crm_user":
-                    stmt = stmt.where(table.c.deleted_at.is_(None))
-                found |= set(conn.execute(stmt).scalars())
-            if ids - found:
-                code = "no_such_user" if target == "crm_user" else "no_such_record"
-                label = self.registry.entities[target].label["en"] if target != "crm_user" else ""
-                errors[f"*.{target}"] = [Message(code, {"entity": label, "value": sorted(ids - found)[0]})]
-        table = self.runtime.table(entity.key)
-        for f in entity.user_fields:
-            if not f.unique or f.kind.derived:
-                continue
-            seen: dict[Any, int] = {}
-            for i, values in enumerate(prepared):
-                value = values.get(f.name)
-                if value is None:
-                    continue
-                key = f.kind.to_db(value)
-                if key in seen:
-                    errors.setdefault(f"{i}.{f.name}", []).append(Message("not_unique", {"value": value}))
-                seen.setdefault(key, i)
-            keys = list(seen)
-            for start in range(0, len(keys), 5000):
-                stmt = sa.select(table.c[f.name]).where(table.c[f.name].in_(keys[start:start + 5000]))
-                for taken in conn.execute(stmt).scalars():
-                    errors.setdefault(f"{seen[taken]}.{f.name}", []).append(Message("not_unique", {"value": taken}))
-        if errors:
-            raise ValidationFailed(errors)
 
     # -- actions --------------------------------------------------------------------------------
     def run_action(self, entity_key: str, record_id: Any, key: str, inputs: Mapping[str, Any] | None = None,

@@ -153,7 +153,7 @@ def test_an_existing_database_gets_its_index_on_migrate(rec: RecordService, runt
     rec.create("account", {"name": "Existing Row"})
     with runtime.engine.begin() as conn:  # a database from before the search indexes
         if runtime.engine.dialect.name == "sqlite":
-            for statement in search_index._fts_drop("account"):
+            for statement in search_index.fts_drop("account"):
                 conn.exec_driver_sql(statement)
         else:
             for index in search_index.pg_trigram_indexes(conn)["account"]:

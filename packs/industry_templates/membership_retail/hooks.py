@@ -324,7 +324,7 @@ def primary_card(ctx: Any, member_id: int) -> dict[str, Any] | None:
 # -- members: birthday, level, segment ---------------------------------------------------------------
 
 
-@hook("customer", "before_save")
+@hook("customer", "before_save", batch=True)
 def keep_member_birthday(ctx: HookContext) -> None:
     """next_birthday is the birthday's next occurrence (for the birthday lists, the home card and
     the birthday care job, which also moves past ones on by a year)."""
