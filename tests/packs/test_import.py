@@ -101,3 +101,32 @@ def test_unreadable_files_get_a_clear_message(crm: CRM, web: Web) -> None:
         files = {"file": ("x.csv", content, "text/csv")} if content else {"file": ("", b"", "text/csv")}
         answer = client.post("/app/customer/import", data=data, files=files)
         assert answer.status_code == 422 and message in answer.text, (message, answer.text[:3000])
+
+
+def test_a_large_file_goes_in_batches_with_every_check(crm: CRM) -> None:
+    from engine.runtime.hooks import CREATE_EVENTS
+    from engine.runtime.importer import BATCH
+
+    assert crm.runtime.hooks.batch_safe("customer", CREATE_EVENTS)  # the fast path: hooks step by step
+    crm.customer("已有电话公司", "manager")
+    existing = crm.find("customer", "name eq 已有电话公司")[0]
+    crm.as_("manager").update("customer", existing["id"], {"phone": "021-5555-1234"}, existing["version"])
+    rows = [f"批量导入{n:05d}号有限公司,Potential," for n in range(BATCH * 2 + 500)]
+    rows[10] = "批量导入00003号股份有限公司,Potential,"  # the same name as row 3 once normalized: warned
+    rows[BATCH + 7] = "另一家公司,Potential,+86 21 5555 1234"  # the existing customer's phone: warned
+    text = "Customer name,Customer type,Phone\n" + "\n".join(rows) + "\n"
+    result = import_csv(crm.as_("manager"), "customer", text.encode())
+    assert result.ok and result.created == len(rows), result.problems[:3]
+    warned = {line: message.text("en") for line, message in result.warnings}
+    assert sorted(warned) == [12, BATCH + 9]
+    assert "批量导入00003号有限公司" in warned[12] and "已有电话公司" in warned[BATCH + 9]
+    last = crm.find("customer", f"name eq 批量导入{BATCH * 2 + 499:05d}号有限公司")[0]
+    assert last["mnemonic"] and last["name_key"] and last["code"].startswith("KH") and last["owner"] == crm.id("manager")
+
+    # Problems in different batches are all listed, and nothing is imported.
+    bad = [f"再次导入{n:05d}号公司,Potential" for n in range(BATCH + 200)]
+    bad[5] = "再次导入坏行公司,Nonsense"
+    bad[BATCH + 100] = ",Potential"
+    refused = import_csv(crm.as_("manager"), "customer", ("Customer name,Customer type\n" + "\n".join(bad)).encode())
+    assert [p.line for p in refused.problems] == [7, BATCH + 102] and refused.created == 0
+    assert not crm.find("customer", "name eq 再次导入00000号公司")
