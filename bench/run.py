@@ -38,9 +38,9 @@ from bench.load import Scenario
 PORTS = {"ours": 8701, "floor": 8702, "django": 8703}
 PROFILES = {  # per scenario: 1-client latency run, then the 16-client throughput run
     "quick": {"lat_requests": 60, "lat_seconds": 3, "tp_seconds": 3, "tp_requests": 3000, "warm_seconds": 1,
-              "import_rows": 20_000, "screen_import_rows": 5_000},
+              "import_rows": 20_000},
     "full": {"lat_requests": 300, "lat_seconds": 10, "tp_seconds": 10, "tp_requests": 20000, "warm_seconds": 2,
-             "import_rows": 100_000, "screen_import_rows": 20_000},
+             "import_rows": 100_000},
 }
 CLIENTS = 16
 WRITES = 3000  # distinct requests prepared for each write scenario run
@@ -369,10 +369,6 @@ def table(result: dict[str, Any]) -> str:
     imp, field, reg = o.get("import", {}), o.get("add_field", {}), o.get("registry", {})
     measure_row(f"CSV import ({imp.get('rows', 0):,} customers)", "import", lambda: f"{imp['rows_per_s']:,} rows/s",
                 f"≥ {IMPORT_TARGET:,} rows/s " + ("met" if imp.get("rows_per_s", 0) >= IMPORT_TARGET else "MISSED"))
-    scr = o.get("screen_import", {})
-    measure_row(f"CSV import through the import screen's path ({scr.get('rows', 0):,} customers, hooks per row)",
-                "screen_import", lambda: f"{scr['rows_per_s']:,} rows/s",
-                f"≥ {IMPORT_TARGET:,} rows/s " + ("met" if scr.get("rows_per_s", 0) >= IMPORT_TARGET else "MISSED"))
     measure_row(f"add a nullable custom field to the customer table ({result['counts'].get('customer', 0):,} rows)",
                 "add_field", lambda: f"{field['seconds']:.2f} s" + (
                     f" (save + recompile {field['save_and_compile_s']:.2f}, alembic plan {field['plan_s']:.2f}, "
@@ -434,7 +430,6 @@ def bench_db(db: str, args: argparse.Namespace, profile: dict[str, Any]) -> dict
 def offline_steps(result: dict[str, Any], url: str, facts: scenarios.Facts, profile: dict[str, Any]) -> None:
     steps = {"plans": lambda: explain(url, facts), "registry": offline.registry_ms,
              "import": lambda: offline.import_rate(url, profile["import_rows"]),
-             "screen_import": lambda: offline.screen_import_rate(url, profile["screen_import_rows"]),
              "add_field": lambda: offline.add_field_seconds(url), "index_gaps": index_coverage}
     for key, step in steps.items():
         try:
