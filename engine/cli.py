@@ -138,7 +138,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     migrate.apply(runtime.engine, plan)
     for line in plan.describe():
         print(line)
-    print(f"Applied {len(plan.operations)} change(s).")
+    print(f"Applied {len(plan.describe())} change(s).")
     return 0
 
 

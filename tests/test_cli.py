@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from engine.runtime import search_index
 from tests.conftest import FIXTURES, ROOT
 
 CRM = [sys.executable, "-m", "engine.cli"]
@@ -28,6 +30,18 @@ def test_record_commands_round_trip(tmp_path: Path, db_url: str) -> None:
     assert crm(tmp_path, db_url, "db", "migrate").returncode == 0
     again = crm(tmp_path, db_url, "db", "migrate")
     assert "up to date" in again.stdout
+    # A database that lost only a search index (say, a bulk load killed midway) gets it back,
+    # and the count says so.
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            for statement in search_index.fts_drop("account"):
+                conn.exec_driver_sql(statement)
+        else:
+            conn.exec_driver_sql(f"DROP INDEX {search_index.trigram_index_name('account', 'name')}")
+    engine.dispose()
+    rebuilt = crm(tmp_path, db_url, "db", "migrate")
+    assert "search index" in rebuilt.stdout and "Applied 1 change(s)." in rebuilt.stdout, rebuilt.stdout
 
     user = crm(tmp_path, db_url, "user", "create", "rep1", "--password", "correct-horse-1", "--role", "rep")
     assert user.returncode == 0, user.stderr
