@@ -50,8 +50,12 @@ class Picklist:
     label: Label
     options: tuple[Option, ...]
 
+    @cached_property
+    def _by_key(self) -> dict[str, Option]:
+        return {o.key: o for o in self.options}
+
     def option(self, key: str) -> Option | None:
-        return next((o for o in self.options if o.key == key), None)
+        return self._by_key.get(key)
 
     def option_by_label(self, text_: str) -> Option | None:
         return next((o for o in self.options if text_ in o.label.values()), None)

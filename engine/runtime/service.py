@@ -510,29 +510,27 @@ class RecordService:
         its errors so far, which this extends). Required fields and stage rules row by row;
         references with one query per target entity and unique fields with one per field, for
         all the rows together (a batch write gives thousands)."""
-        required = [f for f in entity.user_fields if f.required and not f.kind.derived]
+        required = [(f.name, f.kind) for f in entity.user_fields if f.required and not f.kind.derived]
         stages = entity.fields_of_type("stage")
+        # The fields that link to records (target entity) or users ("crm_user").
+        links = [(f.name, str(f.target) if f.type == "reference" else "crm_user") for f in entity.fields.values()
+                 if f.type in ("reference", "user") or f.name == "owner"]
         # References: target -> id -> [(the row's errors, field name)]
         wanted: dict[str, dict[int, list[tuple[Errors, str]]]] = defaultdict(lambda: defaultdict(list))
         for record, old, changed, errors in rows:
-            for f in required:
-                if f.name not in errors and self._empty(entity, f.name, record.get(f.name)):
-                    errors.setdefault(f.name, []).append(Message("required"))
+            for name, kind in required:
+                if name not in errors and kind.is_empty(record.get(name)):
+                    errors.setdefault(name, []).append(Message("required"))
             for f in stages:
                 if f.name in changed:
                     old_value = old.get(f.name) if old else None
                     for name, message in f.kind.check_record(f, old_value, record.get(f.name), record,  # type: ignore[attr-defined]
                                                              lambda n, v: self._empty(entity, n, v)):
                         errors.setdefault(name, []).append(message)
-            for name in changed:
-                link = entity.fields.get(name)
+            for name, target in links:
                 value = record.get(name)
-                if link is None or value is None or name in errors:
-                    continue
-                if link.type == "reference":
-                    wanted[str(link.target)][value].append((errors, name))
-                elif link.type == "user" or name == "owner":
-                    wanted["crm_user"][value].append((errors, name))
+                if value is not None and name in changed and name not in errors:
+                    wanted[target][value].append((errors, name))
         for target, by_id in wanted.items():
             table = self.runtime.table(target)
             scope = None
