@@ -488,10 +488,12 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         result = bench_db(db, args, PROFILES[args.profile])
         result["seconds"] = round(time.perf_counter() - started)
-        text = table(result)
+        # A run without ours (--apps floor, say) has no table and must not replace a full result.
+        partial = "ours" not in result["apps"]
+        text = "(no table: ours was not run)" if partial else table(result)
         result["table"] = text
         scale = "" if args.customers == 1_000_000 else "-" + scale_name(args.customers)
-        path = RESULTS / f"{date.today().isoformat()}-{db}{scale}.json"
+        path = RESULTS / f"{date.today().isoformat()}-{db}{scale}{'-partial' if partial else ''}.json"
         path.write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str) + "\n")
         before, after = result["load_average_before"][0], result["load_average_after"][0]
         print(f"\n## {db}, {args.customers:,} customers ({result['dataset']}), {args.workers} workers, "
