@@ -14,22 +14,14 @@ import sqlalchemy as sa
 from engine.plugins import HookContext, hook
 from engine.runtime import bulk_load, search_index
 from engine.runtime.errors import ValidationFailed
-from engine.runtime.hooks import HookRegistry
 from engine.runtime.query import ListQuery
 from engine.runtime.service import Runtime
 from engine.runtime.users import User
+from tests.runtime.test_hooks import _registry
 
 Build = Callable[..., Runtime]
 TAX_ID = {"kind": "entity", "data": {"extend": "account", "fields": {
     "x_tax_id": {"type": "string", "unique": True, "label": {"en": "Tax id", "zh": "税号"}}}}}
-
-
-def _registry(*functions: Callable[[HookContext], Any]) -> HookRegistry:
-    hooks = HookRegistry()
-    for fn in functions:
-        for entity, event in fn.__crm_hooks__:  # type: ignore[attr-defined]
-            hooks.add(entity, event, fn)
-    return hooks
 
 
 def _history(rt: Runtime, record_id: int) -> list[tuple[str, str | None, str | None]]:
