@@ -975,16 +975,21 @@ class RecordService:
                 for i, ctx in alive.items():
                     records[i] = ctx.record
 
+            stage_fields = [f.name for f in entity.fields_of_type("stage")]
+
+            def run_stage_hooks(event: str, which: Mapping[int, HookContext]) -> None:
+                """Once per stage field, for the rows that set it."""
+                for name in stage_fields:
+                    moving = {i: ctx for i, ctx in which.items() if name in changed[i]}
+                    for ctx in moving.values():
+                        ctx.stage_field = name
+                    run_hooks(event, moving)
+
             run_hooks("before_validate", contexts)
             changed = [{k for k, v in record.items() if v is not None} for record in records]
             self._validate_rows(conn, entity, [(record, None, changed[i], errors[i]) for i, record in enumerate(records)])
             run_hooks("after_validate", contexts)
-            stage_fields = [f.name for f in entity.fields_of_type("stage")]
-            for name in stage_fields:
-                moving = {i: ctx for i, ctx in contexts.items() if name in changed[i]}
-                for ctx in moving.values():
-                    ctx.stage_field = name
-                run_hooks("before_stage_change", moving)
+            run_stage_hooks("before_stage_change", contexts)
             run_hooks("before_save", contexts)
             if any(errors):
                 raise failed()
@@ -1006,11 +1011,7 @@ class RecordService:
                 after = {i: HookContext(entity, "after_save", record, None, self.actor, service, is_new=True,
                                         warnings=contexts[i].warnings, batch=shared) for i, record in enumerate(saved)}
                 run_hooks("after_save", after)
-                for name in stage_fields:
-                    moving = {i: ctx for i, ctx in after.items() if name in changed[i]}
-                    for ctx in moving.values():
-                        ctx.stage_field = name
-                    run_hooks("after_stage_change", moving)
+                run_stage_hooks("after_stage_change", after)
                 if any(errors):
                     raise failed()
         self._written(entity)
